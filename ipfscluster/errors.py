@@ -89,6 +89,18 @@ class IdentityMismatch(ConfigError):
     """The configured peer ID does not belong to the configured private key."""
 
 
+class InvalidDuration(InvalidInput):
+    """The text is not a Go duration (examples: "1s", "500ms", "1m0s")."""
+
+
+class ConfigExists(ConfigError):
+    """The configuration file exists already; ``init`` needs ``-f`` to overwrite it."""
+
+
+class ConfigNotFound(ConfigError):
+    """There is no configuration file in the configuration folder; run ``init``."""
+
+
 # --- shared state / cluster operations ----------------------------------------------
 
 
@@ -96,3 +108,130 @@ class NotFound(ClusterError):
     """The item is not part of the shared state."""
 
     http_status = 404
+
+
+class InvalidParameter(InvalidInput):
+    """A request parameter is not valid.
+
+    ``parameter`` names the parameter (``replication-min``, ``expire-in`` …) and
+    ``value`` is the value received.
+    """
+
+
+class InvalidFilter(InvalidParameter):
+    """The status filter names an unknown tracker status."""
+
+
+class InvalidField(InvalidInput):
+    """A JSON document has a field of the wrong type or with a bad value.
+
+    ``field`` is the dotted path of the field (``peer_map.<id>.status``).
+    """
+
+
+class NoLeader(ClusterError):
+    """No Raft leader is known; check that a majority of the peers run and see each other."""
+
+    http_status = 503
+
+
+class NotReady(ClusterError):
+    """The component is not ready yet; retry once the peer has finished starting."""
+
+    http_status = 503
+
+
+class ShuttingDown(ClusterError):
+    """The peer is shutting down; send the request to another peer."""
+
+    http_status = 503
+
+
+class OperationTimeout(ClusterError):
+    """The operation did not finish in time; check the peer logs, then retry."""
+
+    http_status = 504
+
+
+class PeerUnreachable(ClusterError):
+    """A cluster peer could not be contacted; check that it runs and is reachable."""
+
+    http_status = 502
+
+
+class AllocationError(ClusterError):
+    """Not enough peers can take the pin; lower its replication factor or add peers."""
+
+
+class QueueFull(ClusterError):
+    """The pin queue is full; wait for it to drain or raise max_pin_queue_size."""
+
+    http_status = 503
+
+
+class IPFSError(ClusterError):
+    """The IPFS daemon answered with an error.
+
+    ``code`` is the HTTP status it answered with (0 when it could not be reached).
+    """
+
+    http_status = 502
+
+
+class IPFSUnreachable(IPFSError):
+    """The IPFS daemon cannot be reached; check ipfs_connector.ipfshttp.node_multiaddress."""
+
+
+class StateVersionError(ClusterError):
+    """The shared state snapshot has a version this peer cannot read.
+
+    ``version`` is the version found; upgrade the peer or run the migration.
+    """
+
+
+class StateCorrupted(ClusterError):
+    """The shared state snapshot is damaged and cannot be read."""
+
+
+# --- consensus: Raft log, stable store and snapshots --------------------------------
+
+
+class RaftStorageError(ClusterError):
+    """The Raft data folder cannot be used."""
+
+
+class StorageCorrupted(RaftStorageError):
+    """The Raft log or stable store on disk is damaged.
+
+    ``path`` names the file and ``index`` the first damaged log index (``None`` for
+    the stable store).  Restore the data folder from a backup, or remove this peer
+    from the cluster and join it again with a clean data folder.
+    """
+
+
+class StorageLocked(RaftStorageError):
+    """Another process is using the Raft data folder; stop it first."""
+
+
+class LogCompacted(RaftStorageError):
+    """The requested log entries were compacted into a snapshot."""
+
+
+class LogUnavailable(RaftStorageError):
+    """The requested log entries are beyond the end of the log."""
+
+
+class SnapshotCorrupted(RaftStorageError):
+    """A Raft snapshot file is damaged (bad header, size or checksum)."""
+
+
+class NoValidSnapshot(RaftStorageError):
+    """The Raft log was compacted but no valid snapshot covers it.
+
+    Restore the data folder from a backup, or remove this peer and join it again with
+    a clean data folder.
+    """
+
+
+class SnapshotChunkRejected(RaftStorageError):
+    """A received snapshot chunk does not continue the snapshot being received."""
