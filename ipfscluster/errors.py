@@ -235,3 +235,142 @@ class NoValidSnapshot(RaftStorageError):
 
 class SnapshotChunkRejected(RaftStorageError):
     """A received snapshot chunk does not continue the snapshot being received."""
+
+
+# --- shared state: snapshots, versions, imports --------------------------------------
+
+
+class StateError(ClusterError):
+    """The shared state cannot be read or written."""
+
+
+class StateCorrupted(StateError):
+    """The state snapshot is damaged (bad header, truncated or checksum mismatch).
+
+    Restore it from a backup, or let the peer catch up from the other peers.
+    """
+
+
+class UnsupportedStateVersion(StateError):
+    """The state was written by a version of ipfscluster this one cannot read.
+
+    Upgrade ipfscluster, or export the state with the version that wrote it.
+    """
+
+
+class InvalidStateImport(StateError, InvalidInput):
+    """The file to import is not a state export or backup (a JSON array of pins)."""
+
+    http_status = 400
+
+
+# --- allocation ---------------------------------------------------------------------
+
+
+class InvalidReplication(InvalidInput):
+    """The replication factors are not valid: use -1 for everywhere or 1 <= min <= max."""
+
+
+class NotEnoughPeers(ClusterError):
+    """Not enough peers with a valid metric to allocate the CID."""
+
+
+# --- consensus: Raft core (messages, proposals, membership, transfer) ---------------
+
+
+class RaftCodecError(ClusterError):
+    """A Raft message received from a peer is malformed; check that all peers run the same version."""
+
+    http_status = 502
+
+
+class NotLeader(ClusterError):
+    """This peer is not the Raft leader; send the request to the leader.
+
+    ``leader`` is the peer ID of the leader this peer knows of, or ``None``.
+    """
+
+    http_status = 503
+
+
+class ProposalRejected(ClusterError):
+    """The Raft leader refused the request for now; retry after a short delay."""
+
+    http_status = 503
+
+
+class LeaderNotReady(ProposalRejected):
+    """The new Raft leader has not committed an entry of its term yet; retry shortly."""
+
+
+class ConfigChangeInProgress(ProposalRejected):
+    """Another membership change is still being committed; retry once it is done."""
+
+
+class StaleConfiguration(ProposalRejected):
+    """The membership changed since the caller read it; read the peer set again and retry."""
+
+    http_status = 409
+
+
+class LeadershipTransferInProgress(ProposalRejected):
+    """Leadership is being handed over to another peer; retry with the new leader."""
+
+
+class InvalidConfigChange(InvalidInput):
+    """The membership change is not possible (for example removing the last peer)."""
+
+
+# --- rpc: peer transport (AMP over mutual TLS) --------------------------------------
+
+
+class RPCError(ClusterError):
+    """A call to another cluster peer failed."""
+
+    http_status = 500
+
+
+class PeerUnreachable(RPCError):
+    """The peer cannot be reached: check that it runs and that its address is right."""
+
+
+class NoPeerAddress(PeerUnreachable):
+    """No address is known for the peer; add its multiaddress to ``cluster.peers``."""
+
+
+class PeerConnectionLost(PeerUnreachable):
+    """The connection to the peer was lost before it answered; the call may or may not have run."""
+
+
+class RPCTimeout(RPCError):
+    """The peer did not answer within ``consensus.raft.network_timeout``."""
+
+    http_status = 504
+
+
+class PeerAuthenticationFailed(RPCError):
+    """The TLS handshake with the peer failed: it is not a member of this cluster."""
+
+
+class ClusterSecretMismatch(PeerAuthenticationFailed):
+    """The peer's certificate is not signed by this cluster's CA: the cluster secrets probably differ."""
+
+
+class PeerIDMismatch(PeerAuthenticationFailed):
+    """The peer reached is not the one dialled: fix the multiaddress of the expected peer."""
+
+
+class CertificateRejected(PeerAuthenticationFailed):
+    """The peer's certificate is not acceptable (wrong key type or outside its validity)."""
+
+
+class IncompatibleProtocol(RPCError):
+    """The peer speaks another version of the cluster RPC protocol: run the same release on every peer."""
+
+
+class UnknownCommand(RPCError):
+    """The peer does not handle this RPC command (it may run another release)."""
+
+
+class RemoteError(RPCError):
+    """The peer failed while handling the call (an internal error; see that peer's log)."""
