@@ -45,6 +45,7 @@ __all__ = [
     "IPinAllocator",
     "IAPI",
     "IRPCClient",
+    "ICluster",
     "ALL_INTERFACES",
 ]
 
@@ -570,6 +571,124 @@ class IRPCClient(Interface):
         """
 
 
+class ICluster(Interface):
+    """The peer as the APIs see it: every operation an operator can ask for.
+
+    ``api/rest`` and ``api/proxy`` reach the peer only through these methods
+    (DESIGN.md §3).  Collections are returned as *async iterators* so the APIs can
+    stream them (NDJSON) without building them in memory; everything else returns
+    a Deferred.  ``local=True`` limits an operation to this peer (the result is
+    still a ``GlobalPinInfo`` holding one peer).
+    """
+
+    peer_id = Attribute("str: this peer's ID.")
+
+    def id():
+        """Return a Deferred firing this peer's ``ID`` (never fails; errors inside)."""
+
+    def version():
+        """Return the ``Version`` of this peer (synchronous)."""
+
+    def peers():
+        """Return an async iterator of the ``ID`` of every peer in the peerset.
+
+        An unreachable peer yields an ``ID`` holding only ``id`` and ``error``.
+        """
+
+    def peer_add(peer_id_or_multiaddr):
+        """Add a peer to the cluster; return a Deferred firing its ``ID``.
+
+        Fails with ``PeerUnreachable``, ``InvalidInput`` or ``ClusterError``
+        ("all cluster members need to be healthy …").
+        """
+
+    def peer_remove(peer_id):
+        """Remove a peer (re-allocating its pins first); Deferred firing None.
+
+        Fails with ``NotFound`` (not a member) or ``ClusterError``.
+        """
+
+    def pin(cid, options):
+        """Allocate and commit a pin of ``cid`` with ``PinOptions``.
+
+        Returns a Deferred firing the committed ``Pin``.  Fails with
+        ``InvalidInput`` (bad options), ``AllocationError`` (not enough peers),
+        ``NoLeader`` / ``OperationTimeout``.
+        """
+
+    def pin_path(path, options):
+        """Resolve ``/ipfs|ipns|ipld/<path>`` through the daemon, then ``pin``."""
+
+    def unpin(cid):
+        """Commit the removal of ``cid``; Deferred firing the removed ``Pin``.
+
+        Fails with ``NotFound`` when the CID is not in the shared state.
+        """
+
+    def unpin_path(path):
+        """Resolve ``path`` through the daemon, then ``unpin``."""
+
+    def pin_update(from_cid, to_cid, options):
+        """Pin ``to_cid`` taking ``from_cid``'s options, as an update in IPFS.
+
+        Returns a Deferred firing the new ``Pin``; ``NotFound`` when ``from_cid``
+        is not pinned.
+        """
+
+    def pins(pin_types=None):
+        """Return an async iterator over the shared state's ``Pin`` values."""
+
+    def pin_get(cid):
+        """Return a Deferred firing the ``Pin`` of ``cid``; ``NotFound`` if absent."""
+
+    def status_all(status_filter=None, local=False, cids=None):
+        """Return an async iterator of ``GlobalPinInfo`` (fan-out to all peers).
+
+        An unreachable peer shows ``cluster_error`` for every CID.
+        """
+
+    def status(cid, local=False):
+        """Return a Deferred firing the ``GlobalPinInfo`` of ``cid``."""
+
+    def sync_all(local=False):
+        """Sync trackers with their daemons; async iterator of changed items."""
+
+    def sync(cid, local=False):
+        """Sync one CID; Deferred firing its ``GlobalPinInfo``."""
+
+    def recover_all(local=False):
+        """Retry every item in error; async iterator of re-queued items."""
+
+    def recover(cid, local=False):
+        """Retry ``cid`` where it is in error; Deferred firing ``GlobalPinInfo``."""
+
+    def add(parts, params):
+        """Add content through this peer's daemon and cluster-pin the roots.
+
+        ``parts`` are the multipart parts of the upload, ``params`` the query
+        (pin options and add options).  Returns an async iterator of
+        ``AddedOutput``.
+        """
+
+    def connect_graph():
+        """Return a Deferred firing the ``ConnectGraph`` of the cluster."""
+
+    def alerts():
+        """Return the list of recent ``Alert`` values (synchronous)."""
+
+    def metric_names():
+        """Return the list of metric names known to the monitor (synchronous)."""
+
+    def latest_metrics(name):
+        """Return a Deferred firing the latest valid ``Metric`` per peer for ``name``."""
+
+    def repo_stat(local=False):
+        """Return a Deferred firing the (aggregated) ``RepoStat`` of the daemons."""
+
+    def ipfs_api_url():
+        """Return the base URL (``http://host:port``) of this peer's daemon API."""
+
+
 #: every interface declared here, for tests and documentation
 ALL_INTERFACES = (
     IComponent,
@@ -582,4 +701,5 @@ ALL_INTERFACES = (
     IPinAllocator,
     IAPI,
     IRPCClient,
+    ICluster,
 )
