@@ -237,31 +237,11 @@ class SnapshotChunkRejected(RaftStorageError):
     """A received snapshot chunk does not continue the snapshot being received."""
 
 
-# --- shared state: snapshots, versions, imports --------------------------------------
+# --- shared state: imports (StateVersionError/StateCorrupted are above) ------------
 
 
-class StateError(ClusterError):
-    """The shared state cannot be read or written."""
-
-
-class StateCorrupted(StateError):
-    """The state snapshot is damaged (bad header, truncated or checksum mismatch).
-
-    Restore it from a backup, or let the peer catch up from the other peers.
-    """
-
-
-class UnsupportedStateVersion(StateError):
-    """The state was written by a version of ipfscluster this one cannot read.
-
-    Upgrade ipfscluster, or export the state with the version that wrote it.
-    """
-
-
-class InvalidStateImport(StateError, InvalidInput):
+class InvalidStateImport(InvalidInput):
     """The file to import is not a state export or backup (a JSON array of pins)."""
-
-    http_status = 400
 
 
 # --- allocation ---------------------------------------------------------------------
@@ -271,7 +251,7 @@ class InvalidReplication(InvalidInput):
     """The replication factors are not valid: use -1 for everywhere or 1 <= min <= max."""
 
 
-class NotEnoughPeers(ClusterError):
+class NotEnoughPeers(AllocationError):
     """Not enough peers with a valid metric to allocate the CID."""
 
 
