@@ -305,30 +305,25 @@ class InvalidConfigChange(InvalidInput):
 
 
 class RPCError(ClusterError):
-    """A call to another cluster peer failed."""
+    """A call to another cluster peer failed in the peer transport (base of the rpc errors).
 
-    http_status = 500
-
-
-class PeerUnreachable(RPCError):
-    """The peer cannot be reached: check that it runs and that its address is right."""
+    The errors meaning "the peer cannot be contacted" are also ``PeerUnreachable``.
+    """
 
 
-class NoPeerAddress(PeerUnreachable):
+class NoPeerAddress(PeerUnreachable, RPCError):
     """No address is known for the peer; add its multiaddress to ``cluster.peers``."""
 
 
-class PeerConnectionLost(PeerUnreachable):
+class PeerConnectionLost(PeerUnreachable, RPCError):
     """The connection to the peer was lost before it answered; the call may or may not have run."""
 
 
-class RPCTimeout(RPCError):
+class RPCTimeout(OperationTimeout, RPCError):
     """The peer did not answer within ``consensus.raft.network_timeout``."""
 
-    http_status = 504
 
-
-class PeerAuthenticationFailed(RPCError):
+class PeerAuthenticationFailed(PeerUnreachable, RPCError):
     """The TLS handshake with the peer failed: it is not a member of this cluster."""
 
 
@@ -344,7 +339,7 @@ class CertificateRejected(PeerAuthenticationFailed):
     """The peer's certificate is not acceptable (wrong key type or outside its validity)."""
 
 
-class IncompatibleProtocol(RPCError):
+class IncompatibleProtocol(PeerUnreachable, RPCError):
     """The peer speaks another version of the cluster RPC protocol: run the same release on every peer."""
 
 
