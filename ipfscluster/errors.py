@@ -349,3 +349,20 @@ class UnknownCommand(RPCError):
 
 class RemoteError(RPCError):
     """The peer failed while handling the call (an internal error; see that peer's log)."""
+
+
+# --- consensus: Raft driver (node) and IConsensus ------------------------------------
+
+
+class ProposalDropped(ProposalRejected):
+    """The Raft entry was replaced by another leader before it committed; retry."""
+
+
+class CommitOutcomeUnknown(ClusterError):
+    """It is unknown whether the Raft entry committed (leadership changed meanwhile); retry, it is idempotent."""
+
+    http_status = 503
+
+
+class RaftNodeFailed(ClusterError):
+    """The Raft node stopped after a storage failure; check the logs and the data folder, then restart the peer."""

@@ -149,6 +149,21 @@ def test_group_commit_one_transaction_per_batch(store):
     assert len(commits) == 2
 
 
+def test_commit_only_save_can_skip_the_fsync(store, folder):
+    store.append([E(1, 1), E(2, 1)])
+    synced = store.synced_transactions
+    store.save(commit=2, durable=False)
+    assert store.synced_transactions == synced and store.commit_index() == 2
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.append([E(3, 1)])
+    assert store.synced_transactions == synced + 1
+    store = reopen(store, folder)
+    try:
+        assert store.commit_index() == 2 and store.last_index() == 3
+    finally:
+        store.close()
+
+
 def test_save_is_atomic_when_it_fails_midway(store, folder, monkeypatch):
     store.append([E(i, 1) for i in range(1, 6)])
     store.save(hard_state=(1, "a"), commit=3)

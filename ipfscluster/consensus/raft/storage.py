@@ -115,7 +115,8 @@ class RaftStorage:
     """The Raft log plus stable store of one node.  Create with :meth:`open`.
 
     Indexes start at 1.  With nothing compacted, the log base is ``(0, 0)``.
-    ``transactions`` counts committed write transactions (= WAL fsyncs).
+    ``transactions`` counts committed write transactions, ``synced_transactions``
+    those that were fsynced (all but ``save(durable=False)``).
     """
 
     def __init__(self, conn: sqlite3.Connection, path: str, lock_fd: int,
@@ -126,6 +127,7 @@ class RaftStorage:
         self._factory = entry_factory
         self._cache_size = cache_entries
         self.transactions = 0
+        self.synced_transactions = 0
         self._hard = HardState()
         self._base_index = 0
         self._base_term = 0
@@ -364,7 +366,7 @@ class RaftStorage:
     def save(self, *, hard_state: tuple[int, str | None] | None = None,
              entries: Sequence[Any] = (), truncate_from: int | None = None,
              commit: int | None = None,
-             log_base: tuple[int, int] | None = None) -> None:
+             log_base: tuple[int, int] | None = None, durable: bool = True) -> None:
         """Persist everything of one Raft Ready in ONE transaction (one fsync).
 
         Applied in this order: ``log_base=(index, term)`` (an installed snapshot:
@@ -373,7 +375,10 @@ class RaftStorage:
         ``entries`` (each with ``index``, ``term``, ``kind``, ``data``; contiguous;
         an entry at or below the last index first truncates the log from there),
         ``hard_state=(term, vote)`` and ``commit``.  Nothing is applied if anything
-        fails.  Raises :class:`RaftStorageError` for a non-contiguous batch or a
+        fails.  ``durable=False`` skips the fsync (for a Ready that only moves the
+        commit index, which may be lost harmlessly: the next durable save syncs it,
+        and a process crash without power loss keeps it anyway).
+        Raises :class:`RaftStorageError` for a non-contiguous batch or a
         truncation into the compacted part, :class:`StorageCorrupted` on disk errors.
         """
         plan = _Plan(self)
@@ -389,7 +394,7 @@ class RaftStorage:
             plan.hard = attrs.evolve(plan.hard, commit=commit)
         if plan.empty():
             return
-        self._execute(plan)
+        self._execute(plan, durable)
         self._adopt(plan)
 
     def compact(self, upto_index: int, trailing_logs: int = 0) -> int:
@@ -409,9 +414,11 @@ class RaftStorage:
         self.save(log_base=(new_base, self.term(new_base)))
         return self._base_index
 
-    def _execute(self, plan: "_Plan") -> None:
+    def _execute(self, plan: "_Plan", durable: bool = True) -> None:
         conn = self._conn
         try:
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._write(plan)
@@ -423,7 +430,11 @@ class RaftStorage:
             raise StorageCorrupted(
                 "cannot write the Raft log %s: %s" % (self.path, exc),
                 path=self.path, index=None) from exc
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
         self.transactions += 1
+        self.synced_transactions += durable
 
     def _write(self, plan: "_Plan") -> None:
         conn = self._conn
