@@ -357,13 +357,19 @@ class CID:
         return NotImplemented
 
     def __reduce__(self):
-        return (CID.from_bytes, (self._bin,))
+        # a module-level function: twisted.persisted.styles (imported by many Twisted
+        # modules) replaces method pickling in a way that breaks for classmethods
+        return (_cid_from_bytes, (self._bin,))
 
     def __copy__(self):
         return self
 
     def __deepcopy__(self, memo):
         return self
+
+
+def _cid_from_bytes(b: bytes) -> CID:
+    return CID.from_bytes(b)
 
 
 def parse_cid(text: str) -> CID:

@@ -136,6 +136,12 @@ def _canonical_peer_id(text: str) -> str:
                 f"a CID must have the libp2p-key codec (0x72) to be a peer ID, not {cid!r}"
             )
         mh = cid.multihash
+    return _check_peer_multihash(mh)
+
+
+def _check_peer_multihash(mh: bytes) -> str:
+    """Return the base58btc text of peer ID multihash ``mh``; ValueError if it is not
+    an identity multihash of a key (at most 42 bytes) or a sha2-256 multihash."""
     code, digest = decode_multihash(mh)
     if code == IDENTITY:
         if not 0 < len(digest) <= _MAX_INLINE_KEY:
@@ -184,7 +190,11 @@ def peer_id_from_bytes(mh: bytes) -> str:
 
     Raises InvalidPeerID if ``mh`` is not a valid peer ID multihash.
     """
-    return validate_peer_id(b58encode(bytes(mh)))
+    mh = bytes(mh)
+    try:
+        return _check_peer_multihash(mh)
+    except ValueError as e:
+        raise InvalidPeerID(f"invalid binary peer ID {mh.hex()!r}: {e}") from None
 
 
 def peer_id_to_cid(peer_id: str, base: str = "base32") -> str:
