@@ -216,10 +216,13 @@ class CID:
 
         Raises InvalidCID describing what is wrong.
         """
+        if not isinstance(b, (bytes, bytearray, memoryview)):
+            raise InvalidCID(f"invalid binary CID {b!r}: expected bytes, got {type(b).__name__}")
+        b = bytes(b)
         try:
-            return cls._decode(bytes(b))
-        except (ValueError, TypeError) as e:
-            raise InvalidCID(f"invalid binary CID {bytes(b).hex()!r}: {e}") from None
+            return cls._decode(b)
+        except ValueError as e:
+            raise InvalidCID(f"invalid binary CID {b.hex()!r}: {e}") from None
 
     @classmethod
     def _decode(cls, b: bytes) -> CID:
@@ -270,7 +273,7 @@ class CID:
             multihash = bytes(multihash)
             prefix = b"\x01" + varint_encode(codec)
             _read_multihash(multihash, 0)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             raise InvalidCID(f"invalid CIDv1 (codec {codec!r}): {e}") from None
         return cls(1, codec, multihash, prefix + multihash)
 

@@ -215,15 +215,23 @@ class Multiaddr:
         """Return ``/ip4/…``, ``/ip6/…`` or ``/dns/…`` for ``host`` followed by
         ``/tcp/<port>`` (or ``/udp/``).  Raises InvalidMultiaddr for a bad host or
         port."""
+        if transport not in ("tcp", "udp"):
+            raise InvalidMultiaddr(f"invalid transport {transport!r}: expected tcp or udp")
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             kind = "dns"
         else:
             kind = "ip4" if address.version == 4 else "ip6"
-        if transport not in ("tcp", "udp"):
-            raise InvalidMultiaddr(f"invalid transport {transport!r}: expected tcp or udp")
-        return cls.parse(f"/{kind}/{host}/{transport}/{port}")
+        try:
+            if not isinstance(port, int) or isinstance(port, bool):
+                raise ValueError(f"bad port {port!r} (expected an integer 0 to 65535)")
+            components = [(kind, _CANONICAL[kind](str(host))), (transport, _port(str(port)))]
+        except ValueError as e:
+            raise InvalidMultiaddr(
+                f"invalid host and port {host!r}, {port!r}: {e}", value=(host, port)
+            ) from None
+        return cls(components)
 
     # --- reading ----------------------------------------------------------------
 

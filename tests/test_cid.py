@@ -272,5 +272,10 @@ def test_constructors_validate():
         CID.v1(-1, sha256_multihash(b""))
     with pytest.raises(InvalidCID, match="invalid binary CID"):
         CID.from_bytes(b"")
+    with pytest.raises(InvalidCID, match="expected bytes, got str"):
+        CID.from_bytes(HELLO_V0)
+    with pytest.raises(InvalidCID, match="invalid CIDv1"):
+        CID.v1("dag-pb", sha256_multihash(b""))
+    assert CID.from_bytes(bytearray(CID.parse(HELLO_V0).to_bytes())) == CID.parse(HELLO_V0)
     with pytest.raises(InvalidCID, match="malformed CID version"):
         CID.from_bytes(b"\x80")

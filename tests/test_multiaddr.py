@@ -180,6 +180,13 @@ def test_from_host_port():
     assert str(Multiaddr.from_host_port("example.com", 53, "udp")) == "/dns/example.com/udp/53"
     with pytest.raises(InvalidMultiaddr, match="bad port"):
         Multiaddr.from_host_port("127.0.0.1", 70000)
+    with pytest.raises(InvalidMultiaddr, match="expected an integer"):
+        Multiaddr.from_host_port("127.0.0.1", "80/udp/1")
+    # a host cannot smuggle in more components
+    with pytest.raises(InvalidMultiaddr, match='bad DNS name "a/udp/5"'):
+        Multiaddr.from_host_port("a/udp/5", 80)
+    with pytest.raises(InvalidMultiaddr, match='bad DNS name ""'):
+        Multiaddr.from_host_port("", 80)
     with pytest.raises(InvalidMultiaddr, match="expected tcp or udp"):
         Multiaddr.from_host_port("127.0.0.1", 1, "sctp")
 
