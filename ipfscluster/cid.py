@@ -207,7 +207,8 @@ class CID:
                 object.__setattr__(cid, "_str", text)
             return cid
         except ValueError as e:
-            raise InvalidCID(f'invalid CID "{text}": {e}', value=text) from None
+            shown = text if n <= 100 else text[:64] + "…"
+            raise InvalidCID(f'invalid CID "{shown}": {e}', value=text) from None
 
     @classmethod
     def from_bytes(cls, b: bytes) -> CID:

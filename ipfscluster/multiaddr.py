@@ -61,6 +61,8 @@ def _ip4(value: str) -> str:
 
 
 def _ip6(value: str) -> str:
+    if "%" in value:  # ipaddress accepts scope ids; multiaddrs put them in /ip6zone/
+        raise ValueError(f'bad IPv6 address "{value}" (zones such as %eth0 are not supported)')
     try:
         return str(ipaddress.IPv6Address(value))
     except ValueError:
@@ -324,7 +326,9 @@ class Multiaddr:
 
     def client_endpoint_string(self) -> str:
         """Return the Twisted client endpoint description that connects here, e.g.
-        ``tcp:host=127.0.0.1:port=9096`` (IPv6 colons escaped as ``\\:``).
+        ``tcp:host=127.0.0.1:port=9096`` (IPv6 colons escaped as ``\\:``).  DNS names
+        are passed through; Twisted's ``tcp:`` client resolves them to IPv4, so use an
+        IP address for IPv6-only peers.
 
         Raises InvalidMultiaddr if the address is not ip4/ip6/dns* + tcp.
         """

@@ -88,6 +88,7 @@ def test_binary_form_uses_standard_codes():
         ("/ip4/01.2.3.4", 'bad IPv4 address "01.2.3.4"'),
         ("/ip6/::g", 'bad IPv6 address "::g"'),
         ("/ip6/1.2.3.4", 'bad IPv6 address "1.2.3.4"'),
+        ("/ip6/fe80::1%eth0/tcp/1", "zones such as %eth0 are not supported"),
         ("/ip4/1.2.3.4/tcp/65536", 'bad port "65536" (expected 0 to 65535)'),
         ("/ip4/1.2.3.4/tcp/-1", 'bad port "-1"'),
         ("/ip4/1.2.3.4/udp/1e3", 'bad port "1e3"'),
