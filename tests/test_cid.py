@@ -25,7 +25,7 @@ from ipfscluster.cid import (
     parse_cid,
     sha256_multihash,
 )
-from ipfscluster.encoding import varint_encode
+from ipfscluster.encoding import b58decode, varint_encode
 from ipfscluster.errors import InvalidCID
 
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
@@ -251,17 +251,27 @@ def test_overlong_input_is_refused_and_quoted_shortened():
     assert info.value.value == text
 
 
-def test_v0_with_another_hash_function_is_rejected():
-    # a 46-character "Qm…" text that decodes to 34 bytes but not 0x12 0x20
-    sha1_like = b"\x11\x20" + bytes(32)
-    from ipfscluster.encoding import b58encode
+@pytest.mark.parametrize(
+    "text, header",
+    [
+        # 46-character "Qm…" texts whose multihash header is not sha2-256/32 bytes
+        ("Qm" + "1" * 44, "121e"),
+        ("Qm" + "z" * 44, "1222"),
+    ],
+)
+def test_v0_text_that_is_not_a_sha256_multihash(text, header):
+    assert b58decode(text)[:2].hex() == header
+    with pytest.raises(InvalidCID, match="CIDv0 must be a sha2-256 multihash of 32 bytes"):
+        CID.parse(text)
 
-    text = b58encode(sha1_like)
-    assert not text.startswith("Qm")  # so it cannot even pose as a CIDv0
+
+def test_binary_v0_with_another_hash_function_is_rejected():
+    # a 34-byte sha1-coded (0x11) multihash is not a CIDv0; read as CIDv1 its first
+    # byte is the version
+    with pytest.raises(InvalidCID, match="unsupported CID version 17"):
+        CID.from_bytes(b"\x11\x20" + bytes(32))
     with pytest.raises(InvalidCID, match="CIDv0 must be a sha2-256 multihash"):
         CID.from_bytes(b"\x12\x20" + bytes(31))
-    with pytest.raises(InvalidCID):
-        CID.parse(text)
 
 
 @pytest.mark.parametrize("value", [None, 42, b"QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"])

@@ -10,6 +10,7 @@ import pytest_twisted
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
@@ -243,33 +244,39 @@ def test_endpoint_strings_need_tcp(text, message):
             ma.client_endpoint_string()
 
 
+class _Echo(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+
+class _Client(Protocol):
+    def __init__(self):
+        self.reply = Deferred()
+        self.closed = Deferred()
+
+    def dataReceived(self, data):
+        self.reply.callback(data)
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
+
+
 @pytest.mark.loopback
 @pytest_twisted.ensureDeferred
 async def test_listen_and_connect_on_loopback_with_the_endpoint_strings():
-    received = []
-
-    class Echo(Protocol):
-        def dataReceived(self, data):
-            received.append(data)
-            self.transport.write(data)
-
     listen = Multiaddr.parse("/ip4/127.0.0.1/tcp/0")
     port = await serverFromString(reactor, listen.tcp_endpoint_string()).listen(
-        Factory.forProtocol(Echo)
+        Factory.forProtocol(_Echo)
     )
     try:
         bound = Multiaddr.from_host_port("127.0.0.1", port.getHost().port)
         client = await clientFromString(reactor, bound.client_endpoint_string()).connect(
-            Factory.forProtocol(Protocol)
+            Factory.forProtocol(_Client)
         )
         client.transport.write(b"ping")
-        from twisted.internet.defer import Deferred
-
-        done = Deferred()
-        client.dataReceived = done.callback
-        assert await done == b"ping"
-        assert received == [b"ping"]
+        assert await client.reply == b"ping"
         client.transport.loseConnection()
+        await client.closed
     finally:
         await port.stopListening()
 
