@@ -39,6 +39,7 @@ from ipfscluster.errors import ConfigError, InvalidMultiaddr
 from ipfscluster.multiaddr import Multiaddr
 
 log = Logger(namespace="service")
+config_log = Logger(namespace="config")
 
 
 # --- options shared by both entry points -------------------------------------------
@@ -191,7 +192,7 @@ class PeerService(service.Service):
 
     async def _start(self):
         for warning in startup_warnings(self.config):
-            log.warn("{warning}", warning=warning)
+            config_log.warn("{warning}", warning=warning)
         log.info(
             "IPFS Cluster v{version} peer {peer_id} ({peername}) starting",
             version=ipfscluster.__version__,

@@ -87,8 +87,11 @@ def test_save_keeps_changes(folder, written):
         raft=attrs.evolve(written.raft, heartbeat_timeout=Duration.parse("2s")),
         cluster=attrs.evolve(written.cluster, replication_factor_min=2, replication_factor_max=3),
     )
-    changed.save()
+    assert changed.save() == config_path(folder)
     assert ServiceConfig.load(folder) == changed
+    elsewhere = os.path.join(folder, "copy")
+    assert changed.save(elsewhere) == config_path(elsewhere)
+    assert ServiceConfig.load(elsewhere) == attrs.evolve(changed, folder=elsewhere)
     assert read_json(folder)["consensus"]["raft"]["heartbeat_timeout"] == "2s"
 
 

@@ -257,7 +257,7 @@ def test_process_daemon_runs_and_stops_on_signal(signum, tmp_path, running):
     out = proc.wait_for(f"peer {peer_id} is ready")
     assert f"listening on: /ip4/0.0.0.0/tcp/9096/p2p/{peer_id}" in out
     assert "[service#info] IPFS Cluster v" in out
-    assert "[service#warn] cluster.secret is empty" in out
+    assert "[config#warn] cluster.secret is empty" in out
     status, elapsed = proc.stop(signum)
     assert status == 0
     assert elapsed < 2.0

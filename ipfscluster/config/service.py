@@ -243,15 +243,17 @@ class ServiceConfig:
                     value=name,
                 )
 
-    def save(self) -> str:
-        """Write ``service.json`` atomically (folder 0700, file 0600); return its path.
+    def save(self, folder: str | None = None) -> str:
+        """Write ``service.json`` atomically into ``folder`` (default: this config's
+        folder; created 0700, file 0600); return the file's path.
 
         :raises OSError: when the folder or file cannot be written.
         """
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        folder = self.folder if folder is None else folder
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         text = json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
-        write_atomically(self.path, text.encode("utf-8"), mode=0o600)
-        return self.path
+        write_atomically(config_path(folder), text.encode("utf-8"), mode=0o600)
+        return config_path(folder)
 
     @classmethod
     def init(cls, folder: str, secret: bytes | None = None, force: bool = False) -> ServiceConfig:
