@@ -1,0 +1,599 @@
+"""The Twisted driver of the pure Raft core (:mod:`.core`).
+
+:class:`RaftNode` owns one :class:`~.core.RaftCore` and connects it to the world:
+
+* **time**: an injected ``IReactorTime`` ticks the core every ``tick_seconds``
+  (``election_timeout / 10``, so the core's ``election_ticks`` is 10 and elections
+  start after 1–2 election timeouts, as in hashicorp Raft);
+* **disk**: a :class:`~.storage.RaftStorage` (log, term, vote, commit) and a
+  :class:`~.snapshots.SnapshotStore`;
+* **network**: an :class:`IRaftTransport` with ``send(peer_id, bytes)``; incoming
+  bytes are handed to :meth:`RaftNode.receive`;
+* **state machine**: an :class:`IRaftStateMachine` (``apply``, ``snapshot``,
+  ``restore``).
+
+Processing: every input (a message, a proposal, a tick) is queued and one
+``callLater(0)`` per reactor turn runs :meth:`RaftNode._run`, which feeds all
+queued messages and *all proposals of the turn as one batch* into the core, then
+handles each ``Ready`` in the order the core demands: persist (snapshot file, then
+log entries + term/vote/commit in ONE SQLite transaction = one fsync for the whole
+batch: group commit), then send, then restore/apply, then ``advance``.  A Ready
+that only moves the commit index is saved without fsync (losing it is harmless).
+Messages therefore never leave before what they depend on is durable.
+
+Proposals return Deferreds that fire with the state machine's ``apply`` result
+once the entry (same index *and* term) is applied locally; they fail with
+:class:`~ipfscluster.errors.NotLeader` (not the leader),
+:class:`~ipfscluster.errors.ProposalDropped` (a new leader overwrote the entry),
+:class:`~ipfscluster.errors.CommitOutcomeUnknown` (a snapshot replaced the log
+before we saw the outcome), or :class:`~ipfscluster.errors.ShuttingDown`.
+
+Snapshots: every ``snapshot_interval`` (staggered randomly to 1–2x, like
+hashicorp Raft) the node snapshots when at least ``snapshot_threshold`` entries
+were applied since the last one: the state machine serialises itself (the
+:class:`IRaftStateMachine` contract asks for a cheap, consistent serialisation),
+the core records it and trims its memory to ``trailing_logs`` entries, the file is
+written (fsync + rename) and only then the SQLite log is compacted.  A final
+snapshot is taken on a clean stop.
+
+Restart: the newest valid snapshot consistent with the log is restored, then the
+stored term/vote/commit and entries rebuild the core, which re-delivers committed
+entries after the snapshot.  A failure to persist is fatal for the node (it stops
+and fails everything pending with :class:`~ipfscluster.errors.RaftNodeFailed`):
+continuing would break the promises already made to peers.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterable
+
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface
+
+from ipfscluster.consensus.raft import messages
+from ipfscluster.consensus.raft.core import LEADER, RaftCore
+from ipfscluster.consensus.raft.messages import (
+    ENTRY_CONFIG,
+    ENTRY_NORMAL,
+    Entry,
+    HardState,
+    Snapshot,
+    SnapshotMeta,
+)
+from ipfscluster.consensus.raft.snapshots import SnapshotStore
+from ipfscluster.consensus.raft.storage import RaftStorage
+from ipfscluster.errors import (
+    ClusterError,
+    CommitOutcomeUnknown,
+    NotLeader,
+    OperationTimeout,
+    ProposalDropped,
+    RaftCodecError,
+    RaftNodeFailed,
+    ShuttingDown,
+)
+
+log = Logger(namespace="consensus")
+
+
+class IRaftTransport(Interface):
+    """Carries encoded Raft messages to peers (the RPC layer implements it)."""
+
+    def send(peer_id, data):
+        """Send ``data`` (bytes) to ``peer_id``; fire and forget (losses are fine)."""
+
+
+class IRaftStateMachine(Interface):
+    """What Raft replicates into."""
+
+    def apply(entry):
+        """Apply a committed ``ENTRY_NORMAL`` entry (``entry.data`` bytes).
+
+        Returns the result handed to the proposer (if this node proposed it).  Must
+        be deterministic; an exception is logged and handed to the proposer.
+        """
+
+    def snapshot():
+        """Return the whole state as bytes (consistent with everything applied)."""
+
+    def restore(data):
+        """Replace the whole state with ``data`` made by ``snapshot``."""
+
+
+class RaftNode:
+    """Drives one Raft core.  Call :meth:`start` then feed :meth:`receive`."""
+
+    leader_id = Attribute("str | None: the leader this node knows of")
+
+    def __init__(self, node_id: str, *, clock: IReactorTime, transport: IRaftTransport,
+                 data_folder: str, state_machine: IRaftStateMachine,
+                 voters: Iterable[str] = (), election_timeout: float = 1.0,
+                 heartbeat_timeout: float = 1.0, max_append_entries: int = 64,
+                 trailing_logs: int = 10240, snapshot_threshold: int = 8192,
+                 snapshot_interval: float = 120.0, rng: random.Random | None = None,
+                 on_config: Callable[[tuple[str, ...]], Any] | None = None):
+        self.id = node_id
+        self.clock = clock
+        self.transport = transport
+        self.data_folder = data_folder
+        self.state_machine = state_machine
+        self.bootstrap_voters = tuple(voters)
+        self.tick_seconds = election_timeout / 10.0
+        self.heartbeat_ticks = max(1, min(9, round(heartbeat_timeout / 10.0 / self.tick_seconds)))
+        self.max_append_entries = max_append_entries
+        self.trailing_logs = trailing_logs
+        self.snapshot_threshold = snapshot_threshold
+        self.snapshot_interval = snapshot_interval
+        self.rng = rng or random.Random()
+        self.on_config = on_config
+        self.core: RaftCore | None = None
+        self.storage: RaftStorage | None = None
+        self.snapshots: SnapshotStore | None = None
+        self.failed: BaseException | None = None
+        self.snapshot_index = 0
+        self._inbox: list = []
+        self._proposals: list[tuple[bytes, defer.Deferred]] = []
+        self._waiting: dict[int, tuple[int, defer.Deferred]] = {}
+        self._reads: dict[int, defer.Deferred] = {}
+        self._ready_reads: list[tuple[int, defer.Deferred]] = []
+        self._read_seq = 0
+        self._leader_waiters: list[defer.Deferred] = []
+        self._apply_waiters: list[tuple[int, defer.Deferred]] = []
+        self._run_call = None
+        self._snapshot_call = None
+        self._handling = False
+        self._fire: list = []
+        self._ticker: task.LoopingCall | None = None
+        self.running = False
+
+    # --- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open storage, restore the newest snapshot and the log, start ticking.
+
+        Raises the storage errors of :mod:`.storage` and :mod:`.snapshots`
+        (``StorageCorrupted``, ``NoValidSnapshot``, ``StorageLocked`` …).
+        """
+        self.storage = RaftStorage.open(self.data_folder, entry_factory=Entry)
+        try:
+            self.snapshots = SnapshotStore.open(self.data_folder)
+            self.core = self._restore()
+        except BaseException:
+            self.storage.close()
+            raise
+        self.failed = None
+        self.running = True
+        self._ticker = task.LoopingCall(self._tick)
+        self._ticker.clock = self.clock
+        self._ticker.start(self.tick_seconds, now=False)
+        self._schedule_snapshot()
+        self._schedule_run()
+        log.info("raft node {id} started: term {term}, last index {last}, commit {commit}, "
+                 "voters {voters}", id=self.id, term=self.core.term,
+                 last=self.core.last_index, commit=self.core.commit,
+                 voters=",".join(self.core.voters))
+
+    def _restore(self) -> RaftCore:
+        storage, snaps = self.storage, self.snapshots
+        snapshot = None
+        meta = snaps.select(storage)
+        if meta is not None:
+            data = b"".join(snaps.payload(meta))
+            config = meta.configuration or {}
+            snapshot = Snapshot(SnapshotMeta(meta.index, meta.term,
+                                             tuple(config.get("voters", ())),
+                                             int(config.get("config_index", 0))), data)
+            if meta.index > storage.last_index():
+                # crash between writing an installed snapshot and saving the log base
+                storage.save(log_base=(meta.index, meta.term))
+            self.state_machine.restore(data)
+            self.snapshot_index = meta.index
+        term, vote = storage.hard_state()
+        entries = storage.entries(storage.first_index(), storage.last_index() + 1)
+        return RaftCore(
+            self.id, self.bootstrap_voters, rng=self.rng, election_ticks=10,
+            heartbeat_ticks=self.heartbeat_ticks, max_append_entries=self.max_append_entries,
+            trailing_logs=self.trailing_logs,
+            hard_state=HardState(term, vote, storage.commit_index()),
+            snapshot=snapshot, entries=entries, log_base=storage.log_base())
+
+    def stop(self, *, final_snapshot: bool = True) -> None:
+        """Stop ticking, take a final snapshot, fail everything pending, close files."""
+        if not self.running:
+            return
+        self.running = False
+        for call in (self._run_call, self._snapshot_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._run_call = self._snapshot_call = None
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        if final_snapshot and self.failed is None:
+            try:
+                self.take_snapshot(force=True)
+            except Exception:
+                log.failure("final raft snapshot failed")
+        self._fail_everything(ShuttingDown())
+        self.storage.close()
+
+    def crash(self) -> None:
+        """Stop at once without any final work (tests: simulates kill -9)."""
+        self.stop(final_snapshot=False)
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Hand an encoded Raft message from a peer to the node (never raises)."""
+        if not self.running:
+            return
+        try:
+            msg = messages.decode(data)
+        except RaftCodecError as exc:
+            log.warn("dropping a malformed raft message: {error}", error=exc)
+            return
+        self._inbox.append(msg)
+        self._schedule_run()
+
+    def propose(self, data: bytes) -> defer.Deferred:
+        """Replicate ``data``; the Deferred fires with ``apply``'s result once applied here.
+
+        Proposals made in the same reactor turn are appended and fsynced as one batch.
+        Fails with NotLeader, ProposalDropped, CommitOutcomeUnknown,
+        LeadershipTransferInProgress, ShuttingDown or RaftNodeFailed.
+        """
+        d = defer.Deferred()
+        if not self.running:
+            d.errback(self._not_running())
+            return d
+        self._proposals.append((bytes(data), d))
+        self._schedule_run()
+        return d
+
+    def change_membership(self, op: str, node: str) -> defer.Deferred:
+        """Add (``"add"``) or remove (``"remove"``) one voter.
+
+        Fires with ``None`` once the configuration entry is applied here.  Fails with
+        the core's errors (NotLeader, LeaderNotReady, ConfigChangeInProgress,
+        InvalidConfigChange …), ProposalDropped or ShuttingDown.
+        """
+        return self._leader_call(lambda core: core.propose_conf_change(op, node))
+
+    def transfer_leadership(self, target: str | None = None) -> str:
+        """Start handing leadership to ``target`` (or the best voter); returns it.
+
+        Raises NotLeader, LeadershipTransferInProgress, InvalidConfigChange.
+        """
+        self._check_running()
+        self._settle()
+        target = self.core.transfer_leadership(target)
+        self._schedule_run()
+        return target
+
+    def read_barrier(self) -> defer.Deferred:
+        """Fire (with the read index) once a linearizable read may be served here.
+
+        Only on the leader (ReadIndex: commit of the leader's term + a heartbeat
+        round confirming leadership).  Fails with NotLeader or ShuttingDown.
+        """
+        self._read_seq += 1
+        seq = self._read_seq
+        d = defer.Deferred()
+        try:
+            self._check_running()
+            self._settle()
+            self.core.read_index(seq)
+        except ClusterError as exc:
+            d.errback(exc)
+            return d
+        self._reads[seq] = d
+        self._schedule_run()
+        return d
+
+    def _leader_call(self, propose: Callable[[RaftCore], tuple[int, int]]) -> defer.Deferred:
+        d = defer.Deferred()
+        try:
+            self._check_running()
+            self._settle()
+            term, index = propose(self.core)
+        except ClusterError as exc:
+            d.errback(exc)
+            return d
+        self._waiting[index] = (term, d)
+        self._schedule_run()
+        return d
+
+    def _check_running(self) -> None:
+        if not self.running:
+            raise self._not_running()
+
+    def _not_running(self) -> ClusterError:
+        if self.failed is not None:
+            return RaftNodeFailed(
+                "the Raft node stopped after a storage failure (%s); check the data "
+                "folder and restart the peer" % (self.failed,))
+        return ShuttingDown()
+
+    # --- what others may ask ------------------------------------------------------------
+
+    @property
+    def leader_id(self) -> str | None:
+        return self.core.lead if self.core is not None else None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.core is not None and self.core.role == LEADER
+
+    @property
+    def voters(self) -> tuple[str, ...]:
+        return self.core.voters if self.core is not None else self.bootstrap_voters
+
+    @property
+    def applied(self) -> int:
+        return self.core.applied if self.core is not None else 0
+
+    @property
+    def commit(self) -> int:
+        return self.core.commit if self.core is not None else 0
+
+    def when_leader(self) -> defer.Deferred:
+        """Fire with the leader's ID once one is known (at once if known now)."""
+        d = defer.Deferred(lambda d: self._forget(self._leader_waiters, d))
+        if not self.running:
+            d.errback(self._not_running())
+        elif self.leader_id is not None:
+            d.callback(self.leader_id)
+        else:
+            self._leader_waiters.append(d)
+        return d
+
+    def when_applied(self, index: int) -> defer.Deferred:
+        """Fire with ``None`` once the state machine applied ``index``."""
+        d = defer.Deferred(lambda d: self._forget(self._apply_waiters, d))
+        if not self.running:
+            d.errback(self._not_running())
+        elif self.applied >= index:
+            d.callback(None)
+        else:
+            self._apply_waiters.append((index, d))
+        return d
+
+    @staticmethod
+    def _forget(waiters: list, d: defer.Deferred) -> None:
+        waiters[:] = [w for w in waiters if w is not d and not (isinstance(w, tuple) and w[1] is d)]
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.running:
+            self.core.tick()
+            self._run()
+
+    def _schedule_run(self) -> None:
+        if self.running and (self._run_call is None or not self._run_call.active()):
+            self._run_call = self.clock.callLater(0, self._run)
+
+    def _run(self) -> None:
+        """Feed queued inputs into the core and handle every Ready (see module doc)."""
+        if self._run_call is not None and self._run_call.active():
+            self._run_call.cancel()
+        self._run_call = None
+        if not self.running:
+            return
+        if self._handling:
+            self._schedule_run()
+            return
+        self._handling = True
+        try:
+            core = self.core
+            inbox, self._inbox = self._inbox, []
+            for msg in inbox:
+                core.step(msg)
+            self._propose_batch()
+            while core.has_ready():
+                rd = core.ready()
+                self._handle_ready(rd)
+                core.advance(rd)
+        except Exception as exc:
+            self._handling = False
+            self._die(exc)
+            return
+        self._handling = False
+        # fire Deferreds only now: their callbacks may feed the core again
+        fire, self._fire = self._fire, []
+        for method, value in fire:
+            method(value)
+
+    def _later(self, method, value) -> None:
+        self._fire.append((method, value))
+
+    def _settle(self) -> None:
+        """Handle everything queued, so the core can take a direct call."""
+        if self._handling:
+            raise RuntimeError("the Raft core cannot be driven from inside apply/restore")
+        self._run()
+
+    def _propose_batch(self) -> None:
+        proposals, self._proposals = self._proposals, []
+        if not proposals:
+            return
+        try:
+            term, first = self.core.propose_batch([data for data, _ in proposals])
+        except ClusterError as exc:
+            for _, d in proposals:
+                self._later(d.errback, exc)
+            return
+        for offset, (_, d) in enumerate(proposals):
+            self._waiting[first + offset] = (term, d)
+
+    def _handle_ready(self, rd) -> None:
+        # 1. persist: snapshot file first, then everything else in one transaction
+        snap = rd.snapshot
+        if snap is not None:
+            self._write_snapshot(snap.meta, snap.data)
+        hs = rd.hard_state
+        if snap is not None or rd.entries or hs is not None:
+            durable = snap is not None or bool(rd.entries) or (
+                hs is not None and (hs.term, hs.vote) != self.storage.hard_state())
+            self.storage.save(
+                log_base=(snap.meta.index, snap.meta.term) if snap is not None else None,
+                truncate_from=snap.meta.index + 1 if snap is not None else None,
+                entries=rd.entries,
+                hard_state=(hs.term, hs.vote) if hs is not None else None,
+                commit=hs.commit if hs is not None else None,
+                durable=durable)
+        # 2. send
+        for msg in rd.messages:
+            self.transport.send(msg.dst, messages.encode(msg))
+        # 3. restore / apply
+        if snap is not None:
+            self.state_machine.restore(snap.data)
+            self.snapshot_index = snap.meta.index
+            self._resolve_snapshot_gap(snap.meta.index)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        applied = rd.committed_entries[-1].index if rd.committed_entries else None
+        if snap is not None:
+            applied = max(applied or 0, snap.meta.index)
+        if applied is not None:
+            self._notify_applied(applied)
+        for read in rd.read_states:
+            self._ready_reads.append((read.index, self._reads.pop(read.ctx, None)))
+        for ctx in rd.dropped_reads:
+            d = self._reads.pop(ctx, None)
+            if d is not None:
+                self._later(d.errback, NotLeader(leader=self.core.lead))
+        self._release_reads(applied if applied is not None else self.core.applied)
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state)
+
+    def _apply(self, entry: Entry) -> None:
+        result, error = None, None
+        if entry.kind == ENTRY_NORMAL:
+            try:
+                result = self.state_machine.apply(entry)
+            except Exception as exc:
+                log.failure("applying raft entry {index} failed; a rollback may be "
+                            "necessary", index=entry.index)
+                error = exc
+        elif entry.kind == ENTRY_CONFIG:
+            voters = messages.decode_config(entry.data).voters
+            log.info("raft membership committed at {index}: {voters}",
+                     index=entry.index, voters=",".join(voters))
+            if self.on_config is not None:
+                self.on_config(tuple(voters))
+        waiting = self._waiting.pop(entry.index, None)
+        # every proposal below this index that is still waiting was overwritten
+        for index in [i for i in self._waiting if i < entry.index]:
+            self._later(self._waiting.pop(index)[1].errback, ProposalDropped())
+        if waiting is None:
+            return
+        term, d = waiting
+        if term != entry.term:
+            self._later(d.errback, ProposalDropped())
+        elif error is not None:
+            self._later(d.errback, error)
+        else:
+            self._later(d.callback, result)
+
+    def _resolve_snapshot_gap(self, index: int) -> None:
+        for i in [i for i in self._waiting if i <= index]:
+            self._later(self._waiting.pop(i)[1].errback, CommitOutcomeUnknown())
+
+    def _notify_applied(self, applied: int) -> None:
+        due = [w for w in self._apply_waiters if w[0] <= applied]
+        self._apply_waiters = [w for w in self._apply_waiters if w[0] > applied]
+        for _, d in due:
+            self._later(d.callback, None)
+
+    def _release_reads(self, applied: int) -> None:
+        keep = []
+        for index, d in self._ready_reads:
+            if d is None:
+                continue
+            if index <= applied:
+                self._later(d.callback, index)
+            else:
+                keep.append((index, d))
+        self._ready_reads = keep
+
+    def _soft_state_changed(self, soft) -> None:
+        if soft.lead is not None:
+            waiters, self._leader_waiters = self._leader_waiters, []
+            for d in waiters:
+                self._later(d.callback, soft.lead)
+        if soft.role != LEADER and self._waiting:
+            log.debug("raft node {id} is {role}; {n} proposals wait for their outcome",
+                      id=self.id, role=soft.role, n=len(self._waiting))
+
+    def _die(self, exc: BaseException) -> None:
+        log.failure("raft node {id} stops: persisting or applying failed", id=self.id)
+        fire, self._fire = self._fire, []
+        for method, value in fire:  # outcomes decided before the failure stand
+            method(value)
+        self.failed = exc
+        self.running = False
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        for call in (self._run_call, self._snapshot_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._fail_everything(self._not_running())
+        self.storage.close()
+
+    def _fail_everything(self, error: ClusterError) -> None:
+        pending = [d for _, d in self._proposals]
+        pending += [d for _, d in self._waiting.values()]
+        pending += list(self._reads.values()) + [d for _, d in self._ready_reads if d]
+        pending += self._leader_waiters + [d for _, d in self._apply_waiters]
+        self._proposals, self._waiting, self._reads = [], {}, {}
+        self._ready_reads, self._leader_waiters, self._apply_waiters = [], [], []
+        for d in pending:
+            if not d.called:
+                d.errback(error)
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def _schedule_snapshot(self) -> None:
+        delay = self.snapshot_interval * (1.0 + self.rng.random())
+        self._snapshot_call = self.clock.callLater(delay, self._periodic_snapshot)
+
+    def _periodic_snapshot(self) -> None:
+        self._snapshot_call = None
+        try:
+            self.take_snapshot()
+        except Exception as exc:
+            self._die(exc)
+            return
+        self._schedule_snapshot()
+
+    def take_snapshot(self, force: bool = False) -> bool:
+        """Snapshot now if ``snapshot_threshold`` entries were applied since the last
+        one (any number with ``force``).  Returns whether a snapshot was taken."""
+        if self.running:
+            self._settle()  # no Ready may be outstanding while the core is compacted
+        elif not force:
+            return False
+        core = self.core
+        applied = core.applied
+        new_entries = applied - self.snapshot_index
+        if new_entries <= 0 or (not force and new_entries < self.snapshot_threshold):
+            return False
+        started = self.clock.seconds()
+        data = self.state_machine.snapshot()
+        result = core.compact(applied, data)
+        self._write_snapshot(result.snapshot, data)
+        self.snapshot_index = applied
+        base = result.first_index - 1
+        if base > self.storage.log_base()[0]:
+            self.storage.save(log_base=(base, result.base_term))
+        log.info("raft snapshot at index {index} ({size} bytes, {secs:.3f}s); log starts "
+                 "at {first}", index=applied, size=len(data),
+                 secs=self.clock.seconds() - started, first=result.first_index)
+        return True
+
+    def _write_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        config = {"voters": list(meta.voters), "config_index": meta.config_index}
+        self.snapshots.write(meta.term, meta.index, config, [data])
