@@ -524,14 +524,10 @@ def _c_optional_peer(field):
 def _c_peers(field):
     """Converter: a tuple of canonical peer IDs from a list or tuple of them
     (None gives ())."""
+    as_tuple = _c_tuple(field)
 
     def convert(value):
-        if not value:
-            if value is None or type(value) in (list, tuple):
-                return ()
-        elif type(value) in (list, tuple):
-            return tuple([_check_peer(p, field) for p in value])
-        raise _bad(field, value, "a list of peer IDs")
+        return tuple([_check_peer(p, field) for p in as_tuple(value)])
 
     return convert
 
@@ -563,30 +559,40 @@ def _v_instance(cls):
 _EMPTY_MAP = MappingProxyType({})
 
 
-def _frozen_map(value) -> Mapping:
+def _c_tuple(field):
+    """Converter: a tuple from a list or tuple (None gives ())."""
+
+    def convert(value):
+        if value is None:
+            return ()
+        if type(value) is tuple:
+            return value
+        if type(value) is list:
+            return tuple(value)
+        raise _bad(field, value, "a list")
+
+    return convert
+
+
+def _c_metadata(value) -> Mapping:
     """Converter: a read-only copy of a mapping (None or empty gives a shared {})."""
-    if not value:
-        return _EMPTY_MAP
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"expected a mapping, got {_show(value)}")
-    return MappingProxyType(dict(value))
-
-
-def _tuple(value) -> tuple:
-    """Converter: a tuple from any iterable (None gives ())."""
+    if isinstance(value, Mapping):
+        return MappingProxyType(dict(value)) if value else _EMPTY_MAP
     if value is None:
-        return ()
-    if isinstance(value, (str, bytes)):
-        raise InvalidInput(f"expected a list, got {_show(value)}")
-    return tuple(value)
+        return _EMPTY_MAP
+    raise _bad("metadata", value, "a mapping of strings to strings")
 
 
-def _map_field(**kw):
-    return attrs.field(factory=dict, converter=_frozen_map, hash=False, **kw)
+def _metadata_field(**kw):
+    return attrs.field(
+        factory=dict, converter=_c_metadata, validator=_v_str_map, hash=False, **kw
+    )
 
 
-def _tuple_field(validator, **kw):
-    return attrs.field(factory=tuple, converter=_tuple, validator=validator, **kw)
+def _multiaddrs_field(field, **kw):
+    return attrs.field(
+        factory=tuple, converter=_c_tuple(field), validator=_v_multiaddrs, **kw
+    )
 
 
 def _peers_field(field, **kw):
@@ -733,9 +739,9 @@ def _pin_option_fields():
         "shard_size": attrs.field(default=0, validator=_v_uint, kw_only=True),
         "user_allocations": _peers_field("user_allocations", kw_only=True),
         "expire_at": attrs.field(default=0, validator=_v_time, kw_only=True),
-        "metadata": _map_field(validator=_v_str_map, kw_only=True),
+        "metadata": _metadata_field(kw_only=True),
         "pin_update": attrs.field(default=None, validator=_v_optional_cid, kw_only=True),
-        "origins": _tuple_field(_v_multiaddrs, kw_only=True),
+        "origins": _multiaddrs_field("origins", kw_only=True),
     }
 
 
@@ -1061,7 +1067,7 @@ def _short_fields():
     return {
         "peername": attrs.field(default="", validator=_v_str, kw_only=True),
         "ipfs_peer_id": _optional_peer_field("ipfs_peer_id", kw_only=True),
-        "ipfs_peer_addresses": _tuple_field(_v_multiaddrs, kw_only=True),
+        "ipfs_peer_addresses": _multiaddrs_field("ipfs_peer_addresses", kw_only=True),
         "status": attrs.field(
             default=TrackerStatus.UNDEFINED, validator=_v_instance(TrackerStatus), kw_only=True
         ),
@@ -1129,9 +1135,9 @@ def _pin_info_fields():
         "peer": _peer_field("peer"),
         "name": attrs.field(default="", validator=_v_str, kw_only=True),
         "allocations": _peers_field("allocations", kw_only=True),
-        "origins": _tuple_field(_v_multiaddrs, kw_only=True),
+        "origins": _multiaddrs_field("origins", kw_only=True),
         "created": attrs.field(default=0, validator=_v_time, kw_only=True),
-        "metadata": _map_field(validator=_v_str_map, kw_only=True),
+        "metadata": _metadata_field(kw_only=True),
     }
     fields.update(_short_fields())
     return fields
@@ -1231,9 +1237,9 @@ class GlobalPinInfo:
     cid: CID = attrs.field(validator=_v_cid)
     name: str = attrs.field(default="", validator=_v_str, kw_only=True)
     allocations: tuple = _peers_field("allocations", kw_only=True)
-    origins: tuple = _tuple_field(_v_multiaddrs, kw_only=True)
+    origins: tuple = _multiaddrs_field("origins", kw_only=True)
     created: int = attrs.field(default=0, validator=_v_time, kw_only=True)
-    metadata: Mapping = _map_field(validator=_v_str_map, kw_only=True)
+    metadata: Mapping = _metadata_field(kw_only=True)
     peer_map: Mapping = _keyed_by_peer(
         "peer_map", _is(PinInfoShort, "a PinInfoShort"), kw_only=True
     )
@@ -1292,7 +1298,7 @@ class IPFSID:
     """The identity of a peer's IPFS daemon (``error`` set when it did not answer)."""
 
     id: str = _optional_peer_field("id")
-    addresses: tuple = _tuple_field(_v_multiaddrs)
+    addresses: tuple = _multiaddrs_field("addresses")
     error: str = attrs.field(default="", validator=_v_str)
 
     def to_json(self) -> dict:
@@ -1318,9 +1324,9 @@ class ID:
     """What a cluster peer says about itself (``GET /id``, one item of ``/peers``)."""
 
     id: str = _peer_field("id")
-    addresses: tuple = _tuple_field(_v_multiaddrs, kw_only=True)
+    addresses: tuple = _multiaddrs_field("addresses", kw_only=True)
     cluster_peers: tuple = _peers_field("cluster_peers", kw_only=True)
-    cluster_peers_addresses: tuple = _tuple_field(_v_multiaddrs, kw_only=True)
+    cluster_peers_addresses: tuple = _multiaddrs_field("cluster_peers_addresses", kw_only=True)
     version: str = attrs.field(default="", validator=_v_str, kw_only=True)
     commit: str = attrs.field(default="", validator=_v_str, kw_only=True)
     rpc_protocol_version: str = attrs.field(default="", validator=_v_str, kw_only=True)

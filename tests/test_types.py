@@ -55,6 +55,7 @@ def test_json_round_trip(cls, strategy):
         assert type(doc) is dict
         back = cls.from_json(_wire(doc))
         assert back == value
+        assert hash(back) == hash(value)
         assert back.to_json() == doc
 
     check()
@@ -496,6 +497,9 @@ def test_peer_ids_are_kept_canonical():
         ({"origins": [MA]}, "origins"),
         ({"metadata": {"": "x"}}, "metadata"),
         ({"reference": CID0}, "reference"),
+        ({"metadata": ["a"]}, "metadata"),
+        ({"origins": MA}, "origins"),
+        ({"user_allocations": {P1: 1}}, "user_allocations"),
     ],
 )
 def test_pin_constructor_validates(kwargs, field):

@@ -106,7 +106,8 @@ def tracker_filters() -> st.SearchStrategy[t.TrackerStatus]:
 
 def pin_types() -> st.SearchStrategy[t.PinType]:
     """The four pin types an entry can have."""
-    return st.sampled_from([t.PinType.DATA, t.PinType.META, t.PinType.CLUSTER_DAG, t.PinType.SHARD])
+    kinds = [t.PinType.DATA, t.PinType.META, t.PinType.CLUSTER_DAG, t.PinType.SHARD]
+    return st.sampled_from(kinds)
 
 
 def ipfs_pin_statuses() -> st.SearchStrategy[t.IPFSPinStatus]:
