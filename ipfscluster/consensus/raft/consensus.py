@@ -1,0 +1,469 @@
+"""``IConsensus`` over our Raft: the shared state (pinset) and the peerset.
+
+:class:`RaftConsensus` is the component the cluster wires in.  It owns a
+:class:`~.node.RaftNode` whose state machine is the shared state (``IState``):
+
+* log entries are JSON ``{"op": "pin"|"unpin", "pin": <Pin JSON>}``; applying one
+  calls ``state.add``/``state.rm`` and then the cluster's ``on_apply(op, pin)``
+  (which tells the pin tracker); an apply error is logged ("a rollback may be
+  necessary", as upstream) and the log moves on;
+* snapshots are ``state.snapshot``/``state.restore`` bytes.
+
+Commits happen on the leader (reference §10.1).  ``log_pin``/``log_unpin``/
+``add_peer``/``rm_peer`` run this loop up to ``commit_retries + 1`` times:
+
+1. find the leader, waiting up to ``wait_for_leader_timeout`` (else
+   :class:`~ipfscluster.errors.NoLeader`);
+2. if it is us, propose and wait for the entry to be applied here (bounded by
+   ``wait_for_leader_timeout``); a refusal (new leader not ready, another
+   membership change in progress, entry dropped by a leader change) waits
+   ``commit_retry_delay`` and retries;
+3. otherwise forward the operation over RPC (``Consensus.LogPin`` …, timeout
+   ``network_timeout``) to the leader, which commits it locally (never forwarding
+   again); a failed redirect waits ``2 × heartbeat_timeout`` and retries.
+
+The last error is raised when the attempts are used up.  Raft messages travel as
+``Raft.Message`` RPC calls carrying the encoded message (:class:`RPCRaftTransport`);
+the ``rpc_*`` methods are the handlers the cluster registers for the RPC server.
+This module imports no other component: the RPC client arrives as an
+``IRPCClient``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from typing import Any, Callable, Iterable
+
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ipfscluster.config.raft import RaftConfig
+from ipfscluster.consensus.raft.node import RaftNode
+from ipfscluster.errors import (
+    ClusterError,
+    CommitOutcomeUnknown,
+    ConfigError,
+    InvalidInput,
+    NoLeader,
+    NotFound,
+    NotLeader,
+    NotReady,
+    OperationTimeout,
+    PeerUnreachable,
+    ProposalDropped,
+    ProposalRejected,
+    RaftStorageError,
+    ShuttingDown,
+)
+from ipfscluster.identity import validate_peer_id
+from ipfscluster.interfaces import IConsensus
+from ipfscluster.types import Pin
+
+log = Logger(namespace="consensus")
+
+PIN_OP = "pin"
+UNPIN_OP = "unpin"
+ROTATE_KEEP = 5
+
+
+def encode_op(op: str, pin: Pin) -> bytes:
+    """The log entry payload of a pin/unpin operation."""
+    return json.dumps({"op": op, "pin": pin.to_json()}, separators=(",", ":")).encode()
+
+
+def decode_op(data: bytes) -> tuple[str, Pin]:
+    """Parse :func:`encode_op` bytes; raises ValueError / InvalidInput."""
+    obj = json.loads(data)
+    if obj.get("op") not in (PIN_OP, UNPIN_OP):
+        raise ValueError("unknown log operation %r" % (obj.get("op"),))
+    return obj["op"], Pin.from_json(obj["pin"])
+
+
+class PinsetStateMachine:
+    """The shared state as a Raft state machine (see the module docstring)."""
+
+    def __init__(self, state, on_apply: Callable[[str, Pin], Any] | None = None):
+        self.state = state
+        self.on_apply = on_apply
+
+    def apply(self, entry) -> None:
+        op, pin = decode_op(entry.data)
+        if op == PIN_OP:
+            self.state.add(pin)
+        else:
+            try:
+                self.state.rm(pin.cid)
+            except NotFound:
+                log.debug("unpin of {cid} applied at {index}: already absent",
+                          cid=str(pin.cid), index=entry.index)
+        if self.on_apply is not None:
+            try:
+                self.on_apply(op, pin)
+            except Exception:
+                log.failure("after applying {op} {cid}, telling the pin tracker failed",
+                            op=op, cid=str(pin.cid))
+
+    def snapshot(self) -> bytes:
+        buf = io.BytesIO()
+        self.state.snapshot(buf)
+        return buf.getvalue()
+
+    def restore(self, data: bytes) -> None:
+        self.state.restore(io.BytesIO(data))
+
+
+class RPCRaftTransport:
+    """Sends Raft messages as ``Raft.Message`` calls; losses are Raft's business."""
+
+    def __init__(self, rpc, timeout: float):
+        self.rpc = rpc
+        self.timeout = timeout
+
+    def send(self, peer_id: str, data: bytes) -> None:
+        d = self.rpc.call(peer_id, "Raft", "Message", data, timeout=self.timeout)
+        d.addErrback(self._lost, peer_id)
+
+    @staticmethod
+    def _lost(failure, peer_id):
+        log.debug("raft message to {peer} lost: {error}", peer=peer_id,
+                  error=failure.getErrorMessage())
+
+
+@implementer(IConsensus)
+class RaftConsensus(service.Service):
+    """IConsensus on Raft.  Start with ``startService``; see the module docstring."""
+
+    name = "consensus"
+
+    def __init__(self, *, peer_id: str, config: RaftConfig, data_folder: str, state,
+                 rpc, clock: IReactorTime, peers: Iterable[str] = (),
+                 on_apply: Callable[[str, Pin], Any] | None = None,
+                 transport=None, rng: random.Random | None = None):
+        self.peer_id = peer_id
+        self.config = config
+        self.data_folder = data_folder
+        self.state = state
+        self.rpc = rpc
+        self.clock = clock
+        self.bootstrap_peers = tuple(sorted(set(peers) | {peer_id}))
+        self.machine = PinsetStateMachine(state, on_apply)
+        self.transport = transport or RPCRaftTransport(rpc, config.network_timeout.seconds)
+        self.rng = rng
+        self.node: RaftNode | None = None
+        self._ready = False
+        self._ready_waiters: list[defer.Deferred] = []
+        self._in_flight: set[defer.Deferred] = set()
+        self._sleeps: set[defer.Deferred] = set()
+        self._stopping = False
+        self._readiness: defer.Deferred | None = None
+
+    # --- service --------------------------------------------------------------------
+
+    def startService(self):
+        """Open the Raft data, start the node; readiness follows in the background.
+
+        Raises the storage errors (StorageCorrupted, NoValidSnapshot, StorageLocked),
+        or ConfigError when existing Raft data has another membership than ``peers``.
+        """
+        cfg = self.config
+        self.node = RaftNode(
+            self.peer_id, clock=self.clock, transport=self.transport,
+            data_folder=self.data_folder, state_machine=self.machine,
+            voters=self.bootstrap_peers, election_timeout=cfg.election_timeout.seconds,
+            heartbeat_timeout=cfg.heartbeat_timeout.seconds,
+            max_append_entries=cfg.max_append_entries, trailing_logs=cfg.trailing_logs,
+            snapshot_threshold=cfg.snapshot_threshold,
+            snapshot_interval=cfg.snapshot_interval.seconds, rng=self.rng)
+        self.node.start()
+        voters = set(self.node.voters)
+        if self.node.core.last_index > 0 and len(self.bootstrap_peers) > 1 \
+                and voters and voters != set(self.bootstrap_peers):
+            self.node.stop(final_snapshot=False)
+            raise ConfigError(
+                "the Raft data in %s has the peers %s but cluster.peers lists %s; fix "
+                "cluster.peers or clean the Raft data (state cleanup)"
+                % (self.data_folder, ",".join(sorted(voters)), ",".join(self.bootstrap_peers)),
+                key="cluster.peers")
+        self._stopping = False
+        super().startService()
+        self._readiness = defer.Deferred.fromCoroutine(self._become_ready())
+        self._readiness.addErrback(lambda f: f.trap(ShuttingDown, defer.CancelledError))
+
+    async def _become_ready(self):
+        await self.node.when_leader()
+        await self.node.when_applied(self.node.commit)
+        self._ready = True
+        log.info("consensus ready: leader {leader}, applied {index}",
+                 leader=self.node.leader_id, index=self.node.applied)
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Wait for commits in flight, then stop the node (final snapshot) and files."""
+        self._stopping = True
+        for d in list(self._sleeps):  # retries waiting for their next attempt give up
+            d.cancel()
+        if self._in_flight:  # entries proposed already: wait for their outcome
+            yield defer.DeferredList(list(self._in_flight), consumeErrors=True)
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.errback(ShuttingDown())
+        if self.node is not None:
+            self.node.stop()
+        if self._readiness is not None and not self._readiness.called:
+            self._readiness.cancel()
+        self._ready = False
+        yield super().stopService()
+
+    # --- IConsensus -----------------------------------------------------------------
+
+    def ready(self) -> defer.Deferred:
+        if self._ready:
+            return defer.succeed(None)
+        if self._stopping or not self.running:
+            return defer.fail(ShuttingDown())
+        d = defer.Deferred()
+        self._ready_waiters.append(d)
+        return d
+
+    def log_pin(self, pin: Pin) -> defer.Deferred:
+        return self._track(self._commit(PIN_OP, pin))
+
+    def log_unpin(self, pin: Pin) -> defer.Deferred:
+        return self._track(self._commit(UNPIN_OP, pin))
+
+    def add_peer(self, peer_id: str) -> defer.Deferred:
+        return self._track(self._change_peers("add", peer_id))
+
+    def rm_peer(self, peer_id: str) -> defer.Deferred:
+        return self._track(self._change_peers("remove", peer_id))
+
+    def peers(self) -> defer.Deferred:
+        if self.node is None or not self.node.running:
+            return defer.fail(NotReady("the consensus has not loaded the Raft log yet"))
+        return defer.succeed(sorted(self.node.voters))
+
+    def leader(self) -> defer.Deferred:
+        leader = self.node.leader_id if self.node is not None and self.node.running else None
+        if leader is None:
+            return defer.fail(NoLeader())
+        return defer.succeed(leader)
+
+    def wait_for_leader(self, timeout: float | None = None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._wait_for_leader(timeout))
+
+    def wait_for_sync(self, timeout: float | None = None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._wait_for_sync(timeout))
+
+    def clean(self) -> defer.Deferred:
+        """Rotate the data folder to ``<folder>.old.0`` (older ones shift, 5 kept)."""
+        if self.running:
+            return defer.fail(InvalidInput(
+                "the Raft data folder cannot be cleaned while the peer runs; stop it first"))
+        try:
+            rotate_folder(self.data_folder)
+        except OSError as exc:
+            return defer.fail(RaftStorageError(
+                "cannot rotate the Raft data folder %s: %s" % (self.data_folder, exc),
+                path=self.data_folder))
+        return defer.succeed(None)
+
+    # --- RPC handlers (registered by the cluster) -----------------------------------
+
+    def rpc_raft_message(self, caller: str, payload: bytes) -> None:
+        """``Raft.Message``: hand the encoded message to the node."""
+        if self.node is not None:
+            self.node.receive(payload)
+
+    def rpc_log_pin(self, caller: str, pin: Pin) -> defer.Deferred:
+        """``Consensus.LogPin`` on the leader: commit here (NotLeader if we are not)."""
+        return self._track(self._commit_here(encode_op(PIN_OP, pin)))
+
+    def rpc_log_unpin(self, caller: str, pin: Pin) -> defer.Deferred:
+        """``Consensus.LogUnpin`` on the leader."""
+        return self._track(self._commit_unpin_here(pin))
+
+    def rpc_add_peer(self, caller: str, peer_id: str) -> defer.Deferred:
+        """``Consensus.AddPeer`` on the leader."""
+        return self._track(self._membership_here("add", peer_id))
+
+    def rpc_rm_peer(self, caller: str, peer_id: str) -> defer.Deferred:
+        """``Consensus.RmPeer`` on the leader."""
+        return self._track(self._membership_here("remove", peer_id))
+
+    def rpc_peers(self, caller: str, _arg=None) -> defer.Deferred:
+        """``Consensus.Peers``."""
+        return self.peers()
+
+    # --- internals ------------------------------------------------------------------
+
+    def _track(self, coro) -> defer.Deferred:
+        if self._stopping or self.node is None:
+            coro.close()
+            return defer.fail(ShuttingDown())
+        d = defer.Deferred.fromCoroutine(coro)
+        self._in_flight.add(d)
+
+        def done(result):
+            self._in_flight.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+
+    async def _sleep(self, seconds: float) -> None:
+        d = task.deferLater(self.clock, seconds, lambda: None)
+        self._sleeps.add(d)
+        try:
+            await d
+        except defer.CancelledError:
+            raise ShuttingDown() from None
+        finally:
+            self._sleeps.discard(d)
+
+    async def _wait_for_leader(self, timeout: float | None) -> str:
+        if self.node is None or not self.node.running:
+            raise ShuttingDown()
+        if timeout is None:
+            timeout = self.config.wait_for_leader_timeout.seconds
+        d = self.node.when_leader()
+        d.addTimeout(timeout, self.clock)
+        try:
+            return await d
+        except defer.TimeoutError:
+            raise OperationTimeout(
+                "timed out waiting for leader: no Raft leader after %gs; check that a "
+                "majority of the peers run and reach each other" % timeout) from None
+
+    async def _wait_for_sync(self, timeout: float | None) -> None:
+        if timeout is None:
+            timeout = self.config.wait_for_leader_timeout.seconds
+        started = self.clock.seconds()
+        await self._wait_for_leader(timeout)
+        remaining = max(0.0, timeout - (self.clock.seconds() - started))
+        d = self.node.when_applied(self.node.commit)
+        d.addTimeout(remaining, self.clock)
+        try:
+            await d
+        except defer.TimeoutError:
+            raise OperationTimeout(
+                "timed out waiting for the Raft log to be applied (commit %d, applied %d)"
+                % (self.node.commit, self.node.applied)) from None
+
+    async def _commit(self, op: str, pin: Pin) -> None:
+        method = "LogPin" if op == PIN_OP else "LogUnpin"
+        if op == PIN_OP:
+            async def here():
+                await self._commit_here(encode_op(PIN_OP, pin))
+        else:
+            async def here():
+                await self._commit_unpin_here(pin)
+        await self._redirect_loop(here, method, pin)
+
+    async def _change_peers(self, op: str, peer_id: str) -> None:
+        peer_id = validate_peer_id(peer_id)
+        voters = set(self.node.voters) if self.node is not None else set()
+        if op == "add" and peer_id in voters:
+            return
+        if op == "remove":
+            if peer_id not in voters:
+                raise NotFound("%s is not a cluster peer" % peer_id)
+            if voters == {peer_id}:
+                raise InvalidInput("cannot remove ourselves from a 1-peer cluster")
+        method = "AddPeer" if op == "add" else "RmPeer"
+
+        async def here():
+            await self._membership_here(op, peer_id)
+
+        await self._redirect_loop(here, method, peer_id)
+
+    async def _redirect_loop(self, here, method: str, arg) -> None:
+        cfg = self.config
+        last: ClusterError | None = None
+        for _attempt in range(cfg.commit_retries + 1):
+            if self._stopping and last is not None:
+                break
+            try:
+                leader = await self._wait_for_leader(None)
+            except OperationTimeout as exc:
+                raise NoLeader(str(exc)) from None
+            if leader == self.peer_id:
+                try:
+                    await here()
+                    return
+                except (ProposalRejected, ProposalDropped, CommitOutcomeUnknown,
+                        NotLeader, OperationTimeout) as exc:
+                    last = exc
+                    log.debug("commit attempt failed: {error}; retrying", error=exc)
+                    await self._sleep(cfg.commit_retry_delay.seconds)
+                continue
+            try:
+                await self.rpc.call(leader, "Consensus", method, arg,
+                                    timeout=cfg.network_timeout.seconds)
+                return
+            except (PeerUnreachable, OperationTimeout, NotLeader, ProposalRejected,
+                    ProposalDropped, CommitOutcomeUnknown) as exc:
+                last = exc
+                log.debug("redirect of {method} to {leader} failed: {error}; retrying",
+                          method=method, leader=leader, error=exc)
+                await self._sleep(2 * cfg.heartbeat_timeout.seconds)
+        raise last
+
+    async def _await_applied(self, d: defer.Deferred) -> Any:
+        timeout = self.config.wait_for_leader_timeout.seconds
+        d.addTimeout(timeout, self.clock)
+        try:
+            return await d
+        except defer.TimeoutError:
+            raise OperationTimeout(
+                "the Raft entry was not committed within %gs; check that a majority of "
+                "the peers run" % timeout) from None
+
+    def _check_leader(self) -> None:
+        if self.node is None or not self.node.running:
+            raise ShuttingDown()
+        if not self.node.is_leader:
+            raise NotLeader(leader=self.node.leader_id)
+
+    async def _commit_here(self, data: bytes) -> None:
+        self._check_leader()
+        await self._await_applied(self.node.propose(data))
+
+    async def _commit_unpin_here(self, pin: Pin) -> None:
+        self._check_leader()
+        if not self.state.has(pin.cid):
+            raise NotFound("%s is not pinned in the cluster" % pin.cid)
+        await self._commit_here(encode_op(UNPIN_OP, pin))
+
+    async def _membership_here(self, op: str, peer_id: str) -> None:
+        self._check_leader()
+        voters = set(self.node.voters)
+        if (op == "add") == (peer_id in voters):
+            if op == "add":
+                return
+            raise NotFound("%s is not a cluster peer" % peer_id)
+        await self._await_applied(self.node.change_membership(op, peer_id))
+
+
+def rotate_folder(folder: str, keep: int = ROTATE_KEEP) -> None:
+    """Rename ``folder`` to ``folder.old.0``, shifting older copies up; keep ``keep``."""
+    import shutil
+
+    if not os.path.exists(folder):
+        return
+    oldest = "%s.old.%d" % (folder, keep - 1)
+    if os.path.exists(oldest):
+        shutil.rmtree(oldest)
+    for i in range(keep - 2, -1, -1):
+        src = "%s.old.%d" % (folder, i)
+        if os.path.exists(src):
+            os.rename(src, "%s.old.%d" % (folder, i + 1))
+    os.rename(folder, "%s.old.0" % folder)

@@ -1,0 +1,345 @@
+"""Tests of IConsensus over Raft (ipfscluster.consensus.raft.consensus).
+
+Three (or four) RaftConsensus peers on a ``Clock``, real SQLite in ``tmp_path``, and
+an in-memory RPC client that routes calls to the other peers' ``rpc_*`` handlers
+after a small delay (and can cut peers off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import attrs
+import pytest
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from ipfscluster.cid import CID
+from ipfscluster.config.durations import Duration
+from ipfscluster.config.raft import RaftConfig
+from ipfscluster.consensus.raft.consensus import RaftConsensus, decode_op, encode_op
+from ipfscluster.errors import (
+    ConfigError,
+    InvalidInput,
+    NoLeader,
+    NotFound,
+    OperationTimeout,
+    PeerUnreachable,
+    ShuttingDown,
+)
+from ipfscluster.identity import peer_id_from_public_key
+from ipfscluster.interfaces import IConsensus, IState
+from ipfscluster.types import Pin
+
+TICK = 0.01
+PEERS = [peer_id_from_public_key(bytes([i]) * 32) for i in range(1, 6)]
+
+
+def cid(n):
+    return CID.v0(hashlib.sha256(b"%d" % n).digest())
+
+
+def pin(n):
+    return Pin.new(cid(n))
+
+
+@implementer(IState)
+class DictState:
+    """The smallest IState: CID -> Pin, snapshots as encoded log operations."""
+
+    version = 1
+
+    def __init__(self):
+        self.pins = {}
+
+    def add(self, p):
+        self.pins[p.cid] = p
+
+    def rm(self, c):
+        if self.pins.pop(c, None) is None:
+            raise NotFound("not pinned")
+
+    def get(self, c):
+        return self.pins[c]
+
+    def has(self, c):
+        return c in self.pins
+
+    def list(self, pin_type=None):
+        return iter(sorted(self.pins.values(), key=lambda p: str(p.cid)))
+
+    def count(self):
+        return len(self.pins)
+
+    def snapshot(self, fileobj):
+        for p in self.list():
+            fileobj.write(encode_op("pin", p) + b"\n")
+        return len(self.pins)
+
+    def restore(self, fileobj):
+        self.pins = {}
+        for line in fileobj.read().splitlines():
+            self.add(decode_op(line)[1])
+        return len(self.pins)
+
+
+class Net:
+    """In-memory RPC between consensus peers."""
+
+    def __init__(self, clock, delay=0.002):
+        self.clock = clock
+        self.delay = delay
+        self.peers = {}
+        self.down = set()
+
+    def client(self, src):
+        return _RPC(self, src)
+
+
+class _RPC:
+    def __init__(self, net, src):
+        self.net, self.local_peer = net, src
+
+    def call(self, peer_id, service, method, arg=None, timeout=None):
+        net = self.net
+        d = defer.Deferred()
+        target = net.peers.get(peer_id)
+        if target is None or {peer_id, self.local_peer} & net.down:
+            net.clock.callLater(net.delay, d.errback, PeerUnreachable("cut off"))
+            return d
+        handler = {
+            "Raft.Message": target.rpc_raft_message,
+            "Consensus.LogPin": target.rpc_log_pin,
+            "Consensus.LogUnpin": target.rpc_log_unpin,
+            "Consensus.AddPeer": target.rpc_add_peer,
+            "Consensus.RmPeer": target.rpc_rm_peer,
+            "Consensus.Peers": target.rpc_peers,
+        }["%s.%s" % (service, method)]
+
+        def run():
+            result = defer.maybeDeferred(handler, self.local_peer, arg)
+            result.addBoth(lambda r: net.clock.callLater(net.delay, _fire, d, r))
+
+        net.clock.callLater(net.delay, run)
+        if timeout:
+            d.addTimeout(timeout, net.clock, onTimeoutCancel=lambda *_: OperationTimeout())
+        return d
+
+    def call_multiple(self, peer_ids, service, method, arg=None, timeout=None):
+        raise NotImplementedError
+
+
+def _fire(d, result):
+    if d.called:
+        return
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(result)
+
+
+def config(**overrides):
+    values = {k: Duration.parse(v) if isinstance(v, str) else v for k, v in overrides.items()}
+    return attrs.evolve(RaftConfig(), **values)
+
+
+class Peers:
+    def __init__(self, tmp_path, count=3, **cfg):
+        self.tmp_path = tmp_path
+        self.clock = Clock()
+        self.net = Net(self.clock)
+        self.ids = PEERS[:count]
+        self.config = config(**cfg)
+        self.services = {}
+        for peer_id in self.ids:
+            self.start(peer_id)
+
+    def start(self, peer_id, peers=None):
+        state = DictState()
+        c = RaftConsensus(peer_id=peer_id, config=self.config,
+                          data_folder=str(self.tmp_path / peer_id[-6:]), state=state,
+                          rpc=self.net.client(peer_id), clock=self.clock,
+                          peers=self.ids if peers is None else peers)
+        c.applied = []
+        c.machine.on_apply = lambda op, p, c=c: c.applied.append((op, p.cid))
+        c.startService()
+        self.services[peer_id] = c
+        self.net.peers[peer_id] = c
+        return c
+
+    def kill(self, peer_id):
+        c = self.services.pop(peer_id)
+        del self.net.peers[peer_id]
+        c.node.crash()
+        c._stopping = True
+
+    def run(self, d, seconds=30.0):
+        got = []
+        d.addBoth(got.append)
+        deadline = self.clock.seconds() + seconds
+        while not got:
+            assert self.clock.seconds() < deadline, "no result in %ss" % seconds
+            self.clock.advance(TICK)
+        if isinstance(got[0], Failure):
+            got[0].raiseException()
+        return got[0]
+
+    def settle(self, predicate, seconds=30.0):
+        deadline = self.clock.seconds() + seconds
+        while not predicate():
+            assert self.clock.seconds() < deadline
+            self.clock.advance(TICK)
+
+    def leader(self):
+        return self.run(next(iter(self.services.values())).wait_for_leader())
+
+    def stop(self):
+        for c in list(self.services.values()):
+            self.run(c.stopService())
+        for call in self.clock.getDelayedCalls():
+            call.cancel()
+
+
+@pytest.fixture
+def peers(tmp_path):
+    p = Peers(tmp_path)
+    yield p
+    p.stop()
+
+
+def test_provides_iconsensus(peers):
+    for c in peers.services.values():
+        assert verifyObject(IConsensus, c)
+
+
+def test_ready_leader_and_peers(peers):
+    for c in peers.services.values():
+        assert peers.run(c.ready()) is None
+    leaders = {peers.run(c.leader()) for c in peers.services.values()}
+    assert len(leaders) == 1 and leaders <= set(peers.ids)
+    assert peers.run(peers.services[peers.ids[0]].peers()) == sorted(peers.ids)
+
+
+def test_pin_from_any_peer_is_committed_everywhere(peers):
+    leader = peers.leader()
+    follower = next(p for p in peers.ids if p != leader)
+    peers.run(peers.services[follower].log_pin(pin(1)))  # forwarded to the leader
+    peers.run(peers.services[leader].log_pin(pin(2)))
+    peers.settle(lambda: all(c.state.has(cid(1)) and c.state.has(cid(2))
+                             for c in peers.services.values()))
+    peers.run(peers.services[follower].log_unpin(pin(1)))
+    peers.settle(lambda: not any(c.state.has(cid(1)) for c in peers.services.values()))
+    for c in peers.services.values():
+        assert c.applied == [("pin", cid(1)), ("pin", cid(2)), ("unpin", cid(1))]
+
+
+def test_unpin_of_unknown_cid_is_not_found(peers):
+    leader = peers.leader()
+    follower = next(p for p in peers.ids if p != leader)
+    with pytest.raises(NotFound):
+        peers.run(peers.services[follower].log_unpin(pin(99)))
+
+
+def test_no_leader_times_out(tmp_path):
+    p = Peers(tmp_path, wait_for_leader_timeout="3s", commit_retries=0)
+    try:
+        for peer_id in p.ids[1:]:
+            p.kill(peer_id)
+        alone = p.services[p.ids[0]]
+        with pytest.raises(OperationTimeout, match="timed out waiting for leader"):
+            p.run(alone.wait_for_leader())
+        with pytest.raises(NoLeader):
+            p.run(alone.log_pin(pin(1)))
+        with pytest.raises(NoLeader):
+            p.run(alone.leader())
+    finally:
+        p.stop()
+
+
+def test_leader_crash_then_restart_loses_nothing(peers):
+    first = peers.leader()
+    for n in range(5):
+        peers.run(peers.services[first].log_pin(pin(n)))
+    peers.kill(first)
+    survivor = peers.services[next(iter(peers.services))]
+    for n in range(5, 10):
+        peers.run(survivor.log_pin(pin(n)))  # waits for the new leader, then commits
+    assert peers.leader() != first
+    back = peers.start(first)
+    peers.run(back.wait_for_sync())
+    peers.settle(lambda: back.state.count() == 10)
+    assert {p.cid for p in back.state.list()} == {cid(n) for n in range(10)}
+
+
+def test_add_and_remove_a_peer(peers):
+    leader = peers.leader()
+    newcomer = PEERS[3]
+    joining = peers.start(newcomer, peers=())
+    peers.run(peers.services[leader].log_pin(pin(7)))
+    follower = next(p for p in peers.ids if p != leader)
+    peers.run(peers.services[follower].add_peer(newcomer))
+    assert peers.run(peers.services[leader].peers()) == sorted(peers.ids + [newcomer])
+    peers.run(joining.wait_for_sync())
+    peers.settle(lambda: joining.state.has(cid(7)))
+    peers.run(peers.services[leader].add_peer(newcomer))  # already there: no-op
+    peers.run(peers.services[follower].rm_peer(newcomer))
+    assert newcomer not in peers.run(peers.services[leader].peers())
+    with pytest.raises(NotFound):
+        peers.run(peers.services[leader].rm_peer(PEERS[4]))
+    with pytest.raises(InvalidInput):
+        peers.run(peers.services[leader].add_peer("not-a-peer-id"))
+
+
+def test_cannot_remove_the_last_peer(tmp_path):
+    p = Peers(tmp_path, count=1)
+    try:
+        only = p.services[p.ids[0]]
+        p.run(only.ready())
+        p.run(only.log_pin(pin(1)))
+        with pytest.raises(InvalidInput, match="1-peer cluster"):
+            p.run(only.rm_peer(p.ids[0]))
+    finally:
+        p.stop()
+
+
+def test_existing_data_with_other_peers_refuses_to_start(tmp_path):
+    p = Peers(tmp_path, count=1)
+    only = p.services[p.ids[0]]
+    p.run(only.log_pin(pin(1)))
+    p.stop()
+    other = RaftConsensus(peer_id=p.ids[0], config=p.config,
+                          data_folder=str(tmp_path / p.ids[0][-6:]), state=DictState(),
+                          rpc=p.net.client(p.ids[0]), clock=p.clock, peers=PEERS[:3])
+    with pytest.raises(ConfigError, match="cluster.peers"):
+        other.startService()
+
+
+def test_stop_fails_new_calls_and_clean_rotates(peers, tmp_path):
+    leader = peers.leader()
+    c = peers.services[leader]
+    peers.run(c.log_pin(pin(1)))
+    peers.run(c.stopService())
+    del peers.services[leader]
+    del peers.net.peers[leader]
+    with pytest.raises(ShuttingDown):
+        peers.run(c.log_pin(pin(2)))
+    folder = c.data_folder
+    peers.run(c.clean())
+    assert not os.path.exists(folder) and os.path.isdir(folder + ".old.0")
+    running = next(iter(peers.services.values()))
+    with pytest.raises(InvalidInput, match="stop it first"):
+        peers.run(running.clean())
+
+
+def test_commit_in_flight_finishes_before_stop(peers):
+    leader = peers.services[peers.leader()]
+    pending = leader.log_pin(pin(3))
+    stopped = leader.stopService()
+    assert peers.run(pending) is None
+    peers.run(stopped)
+    del peers.services[leader.peer_id]
+    assert leader.state.has(cid(3))
