@@ -812,14 +812,16 @@ def _bad_param(parameter, value, why):
     )
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _param_int(query, parameter, default):
     v = _query_get(query, parameter)
     if v is None or v == "":
         return default
-    try:
-        n = int(v, 10)
-    except ValueError:
-        raise _bad_param(parameter, v, "is not an integer") from None
+    if _INTEGER.fullmatch(v) is None:  # as Go's strconv.Atoi: no spaces, no "_"
+        raise _bad_param(parameter, v, "is not an integer")
+    n = int(v)
     if n < -1:
         raise _bad_param(
             parameter, v, "is not a replication factor: use -1 (everywhere), 0 "
@@ -866,7 +868,7 @@ class PinOptions:
         shard_size = 0
         text = _query_get(query, "shard-size")
         if text:
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 raise _bad_param("shard-size", text, "is not a size in bytes")
             shard_size = int(text)
         user_allocations = ()
@@ -875,7 +877,9 @@ class PinOptions:
             try:
                 user_allocations = tuple(_peer(p.strip()) for p in text.split(","))
             except InvalidPeerID as e:
-                raise _bad_param("user-allocations", text, f"is not a list of peer IDs: {e}")
+                raise _bad_param(
+                    "user-allocations", text, f"is not a list of peer IDs: {e}"
+                ) from None
         return cls(
             replication_factor_min=rmin,
             replication_factor_max=rmax,

@@ -661,6 +661,9 @@ def test_from_query_expire_at_wins_over_expire_in():
         ({"replication": "two"}, "replication", "integer"),
         ({"replication-min": "1.5"}, "replication-min", "integer"),
         ({"replication-max": "-2"}, "replication-max", "-1"),
+        ({"replication": " 2"}, "replication", "integer"),
+        ({"replication": "1_0"}, "replication", "integer"),
+        ({"shard-size": "\u00b2"}, "shard-size", "bytes"),
         ({"mode": "deep"}, "mode", "recursive"),
         ({"shard-size": "-1"}, "shard-size", "bytes"),
         ({"user-allocations": f"{P1},nope"}, "user-allocations", "peer"),
@@ -700,7 +703,19 @@ def test_to_query_shape():
     }
 
 
-@given(st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6))
+_PARAMETERS = (
+    "replication replication-min replication-max name mode shard-size user-allocations "
+    "expire-at expire-in meta-k pin-update origins"
+).split()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(_PARAMETERS) | st.text(max_size=12),
+        st.text(max_size=12) | st.sampled_from(["1", "-1", "direct", "2h", P1, CID0, MA]),
+        max_size=6,
+    )
+)
 @settings(max_examples=100, deadline=None)
 def test_from_query_never_fails_with_an_untyped_error(query):
     try:
