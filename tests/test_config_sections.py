@@ -27,6 +27,8 @@ from ipfscluster.config.monitor import MonBasicConfig
 from ipfscluster.config.pintracker import MapTrackerConfig
 from ipfscluster.config.raft import RaftConfig
 from ipfscluster.config.restapi import CredentialsKind, RestAPIConfig
+from ipfscluster.config.service import SECTIONS as SERVICE_SECTIONS
+from ipfscluster.config.service import ServiceConfig
 from ipfscluster.errors import ConfigError, IdentityMismatch
 from ipfscluster.identity import Identity
 from ipfscluster.multiaddr import Multiaddr
@@ -212,7 +214,7 @@ def sections(draw, cls):
     return cls(**values)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_section_json_round_trip(data):
     cls = data.draw(st.sampled_from(ALL_SECTIONS))
@@ -220,6 +222,17 @@ def test_section_json_round_trip(data):
     encoded = json.loads(json.dumps(section.to_json()))
     assert cls.from_json(encoded) == section
     assert cls.from_json(encoded).to_json() == encoded
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_whole_service_config_round_trip(data):
+    config = ServiceConfig(
+        folder="/peer",
+        **{name: data.draw(sections(cls)) for name, cls in SERVICE_SECTIONS.items()},
+    )
+    encoded = json.loads(json.dumps(config.to_json(), indent=2))
+    assert ServiceConfig.from_json(encoded, "/peer") == config
 
 
 @pytest.mark.parametrize("cls", ALL_SECTIONS, ids=lambda c: c.PATH)
