@@ -9,7 +9,14 @@
   init, folder rules.
 """
 
+from ipfscluster.config.cluster import ClusterConfig
 from ipfscluster.config.durations import Duration
+from ipfscluster.config.informer import DiskInformerConfig, NumpinInformerConfig
+from ipfscluster.config.ipfshttp import IPFSHTTPConfig
+from ipfscluster.config.monitor import MonBasicConfig
+from ipfscluster.config.pintracker import MapTrackerConfig
+from ipfscluster.config.raft import RaftConfig
+from ipfscluster.config.restapi import RestAPIConfig
 from ipfscluster.config.service import (
     CONFIG_FILE,
     ENV_CONFIG_PATH,
@@ -23,7 +30,15 @@ from ipfscluster.config.service import (
 __all__ = [
     "CONFIG_FILE",
     "ENV_CONFIG_PATH",
+    "ClusterConfig",
+    "DiskInformerConfig",
     "Duration",
+    "IPFSHTTPConfig",
+    "MapTrackerConfig",
+    "MonBasicConfig",
+    "NumpinInformerConfig",
+    "RaftConfig",
+    "RestAPIConfig",
     "ServiceConfig",
     "config_folder",
     "config_path",
