@@ -45,6 +45,7 @@ __all__ = [
     "SHA2_256",
     "IDENTITY",
     "CODEC_NAMES",
+    "codec_name",
     "sha256_multihash",
     "identity_multihash",
     "decode_multihash",
@@ -131,7 +132,8 @@ def _canonical_base32_tail(text: str, nbytes: int) -> bool:
     return not unused or not (_B32_VALUES[text[-1]] & ((1 << unused) - 1))
 
 
-def _codec_name(codec: int) -> str:
+def codec_name(codec: int) -> str:
+    """Return the name of multicodec ``codec`` (``"dag-pb"``), or its hex code."""
     return CODEC_NAMES.get(codec, hex(codec))
 
 
@@ -140,8 +142,8 @@ class CID:
 
     Attributes: ``version`` (0 or 1), ``codec`` (multicodec code; dag-pb for v0) and
     ``multihash`` (bytes).  Equal when the binary forms are equal; ordered by their
-    canonical text.  Build one with :meth:`parse`, :meth:`from_bytes`, :meth:`v0`
-    or :meth:`v1`, never by calling the class.
+    canonical text.  Build one with :meth:`parse` (``CID(text)`` is the same),
+    :meth:`from_bytes`, :meth:`v0` or :meth:`v1`.
     """
 
     __slots__ = ("version", "codec", "multihash", "_bin", "_str")
@@ -150,14 +152,21 @@ class CID:
     codec: int
     multihash: bytes
 
-    def __init__(self, version: int, codec: int, multihash: bytes, _bin: bytes):
-        # Internal: callers have validated the parts; use the named constructors.
+    def __new__(cls, text: str) -> CID:
+        """``CID(text)`` is ``CID.parse(text)``."""
+        return cls.parse(text)
+
+    @classmethod
+    def _make(cls, version: int, codec: int, multihash: bytes, binary: bytes) -> CID:
+        # Internal: the caller has validated the parts.
+        self = object.__new__(cls)
         setter = object.__setattr__
         setter(self, "version", version)
         setter(self, "codec", codec)
         setter(self, "multihash", multihash)
-        setter(self, "_bin", _bin)
+        setter(self, "_bin", binary)
         setter(self, "_str", None)
+        return self
 
     def __setattr__(self, name, value):
         raise AttributeError(f"CID is immutable (cannot set {name!r})")
@@ -188,7 +197,7 @@ class CID:
                 mh = b58decode(text)
                 if len(mh) != 34 or mh[:2] != _V0_PREFIX:
                     raise ValueError("CIDv0 must be a sha2-256 multihash of 32 bytes")
-                cid = cls(0, DAG_PB, mh, mh)
+                cid = cls._make(0, DAG_PB, mh, mh)
                 object.__setattr__(cid, "_str", text)
                 return cid
             if n == 0:
@@ -228,9 +237,9 @@ class CID:
     @classmethod
     def _decode(cls, b: bytes) -> CID:
         if len(b) == 34 and b[0] == 0x12 and b[1] == 0x20:
-            return cls(0, DAG_PB, b, b)
+            return cls._make(0, DAG_PB, b, b)
         if b[:4] == _V1_DAG_PB_SHA256 and len(b) == 36:  # the common case, fast
-            return cls(1, DAG_PB, b[2:], b)
+            return cls._make(1, DAG_PB, b[2:], b)
         if not b:
             raise ValueError("no bytes")
         try:
@@ -251,7 +260,7 @@ class CID:
         except ValueError as e:
             raise ValueError(f"truncated or malformed codec ({e})") from None
         _read_multihash(b, pos)
-        return cls(1, codec, b[pos:], b)
+        return cls._make(1, codec, b[pos:], b)
 
     @classmethod
     def v0(cls, sha256_digest: bytes) -> CID:
@@ -262,7 +271,7 @@ class CID:
                 f"invalid CIDv0 digest: sha2-256 needs 32 bytes, not {len(sha256_digest)}"
             )
         mh = _V0_PREFIX + bytes(sha256_digest)
-        return cls(0, DAG_PB, mh, mh)
+        return cls._make(0, DAG_PB, mh, mh)
 
     @classmethod
     def v1(cls, codec: int, multihash: bytes) -> CID:
@@ -276,7 +285,7 @@ class CID:
             _read_multihash(multihash, 0)
         except (ValueError, TypeError) as e:
             raise InvalidCID(f"invalid CIDv1 (codec {codec!r}): {e}") from None
-        return cls(1, codec, multihash, prefix + multihash)
+        return cls._make(1, codec, multihash, prefix + multihash)
 
     # --- conversion -------------------------------------------------------------
 
@@ -292,7 +301,7 @@ class CID:
         """Return this CID as CIDv1 (same codec and multihash); a v1 returns itself."""
         if self.version == 1:
             return self
-        return CID(1, DAG_PB, self.multihash, b"\x01\x70" + self.multihash)
+        return CID._make(1, DAG_PB, self.multihash, b"\x01\x70" + self.multihash)
 
     def encode(self, base: str = "base32") -> str:
         """Return the text of this CID in multibase ``base`` (see
@@ -323,7 +332,7 @@ class CID:
         return s
 
     def __repr__(self) -> str:
-        return f"CID({str(self)!r}, v{self.version}, {_codec_name(self.codec)})"
+        return f"CID({str(self)!r})"
 
     # --- identity ---------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from ipfscluster.cid import CID, IDENTITY, LIBP2P_KEY, SHA2_256, decode_multihash
+from ipfscluster.cid import CID, IDENTITY, LIBP2P_KEY, SHA2_256, codec_name, decode_multihash
 from ipfscluster.encoding import b58decode, b58encode, varint_decode
 from ipfscluster.errors import IdentityMismatch, InvalidCID, InvalidKey, InvalidPeerID
 
@@ -133,7 +133,8 @@ def _canonical_peer_id(text: str) -> str:
             ) from None
         if cid.version != 1 or cid.codec != LIBP2P_KEY:
             raise ValueError(
-                f"a CID must have the libp2p-key codec (0x72) to be a peer ID, not {cid!r}"
+                "a CID must have the libp2p-key codec (0x72) to be a peer ID, not "
+                f"{codec_name(cid.codec)}"
             )
         mh = cid.multihash
     return _check_peer_multihash(mh)

@@ -232,7 +232,7 @@ def test_load_identity_bad_id_text():
         ("12D3KooW0000", "invalid base58btc character '0'"),
         (b58encode(b"\x00\x10\x08\x01"), "truncated multihash"),
         ("xyz", "neither a base58btc multihash"),
-        (str(CID.v1(RAW, sha256_multihash(b"x"))), "must have the libp2p-key codec"),
+        (str(CID.v1(RAW, sha256_multihash(b"x"))), "must have the libp2p-key codec (0x72) to be a peer ID, not raw"),
         ("QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o" + "1", "wrong digest length"),
         (b58encode(b"\x00\x00"), "holds 1 to 42 bytes, not 0"),
         (b58encode(b"\x00\x2b" + bytes(43)), "holds 1 to 42 bytes, not 43"),
