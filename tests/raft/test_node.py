@@ -16,7 +16,19 @@ from twisted.logger import globalLogPublisher
 
 from ipfscluster.consensus.raft import messages
 from ipfscluster.consensus.raft.node import RaftNode
+from ipfscluster.testing.linearizability import (
+    LS,
+    PIN,
+    STATUS,
+    TIMED_OUT,
+    UNPIN,
+    Operation,
+    check_history,
+    check_prefix_reads,
+)
 from ipfscluster.errors import (
+    CommitOutcomeUnknown,
+    LeadershipTransferInProgress,
     NotLeader,
     ProposalDropped,
     RaftNodeFailed,
@@ -68,23 +80,28 @@ class _Link:
 
 
 class SetMachine:
-    """A pinset as a state machine: entries are b"pin:X" / b"unpin:X"."""
+    """A pinset as a state machine: entries are b"pin:X[:tag]" / b"unpin:X[:tag]"."""
 
     def __init__(self):
         self.pins = set()
         self.applied = []
+        self.log = []  # data of every entry applied here, in order
 
     def apply(self, entry):
-        op, _, cid = entry.data.decode().partition(":")
+        op, cid = entry.data.decode().split(":")[:2]
         (self.pins.add if op == "pin" else self.pins.discard)(cid)
         self.applied.append(entry.index)
+        self.log.append(entry.data)
         return len(self.pins)
 
     def snapshot(self):
-        return json.dumps(sorted(self.pins)).encode()
+        log = [d.decode() for d in self.log]
+        return json.dumps({"pins": sorted(self.pins), "log": log}).encode()
 
     def restore(self, data):
-        self.pins = set(json.loads(data))
+        state = json.loads(data)
+        self.pins = set(state["pins"])
+        self.log = [d.encode() for d in state["log"]]
 
 
 class Cluster:
@@ -394,3 +411,109 @@ def test_storage_failure_stops_the_node(cluster, monkeypatch):
     assert not leader.running and isinstance(leader.failed, StorageCorrupted)
     assert pending[0].check(RaftNodeFailed)
     assert outcome(leader.propose(b"pin:more"))[0].check(RaftNodeFailed)
+
+
+# --- client histories under faults, checked for linearizability ---------------------
+
+NO_EFFECT = (NotLeader, ProposalDropped, LeadershipTransferInProgress)
+UNKNOWN = (ShuttingDown, CommitOutcomeUnknown, RaftNodeFailed)
+
+
+class Clients:
+    """Issues pin/unpin/status/ls operations and records their history."""
+
+    def __init__(self, cluster, rnd):
+        self.c, self.rnd = cluster, rnd
+        self.records = []  # dicts: kind, cid, call, ret, result, tag, dropped
+
+    def issue(self):
+        c, rnd = self.c, self.rnd
+        running = [n for n in c.nodes.values() if n.running]
+        leaders = [n for n in running if n.is_leader]
+        node = rnd.choice(leaders if leaders and rnd.random() < 0.9 else running)
+        kind = rnd.choice([PIN, UNPIN, STATUS, STATUS, LS])
+        rec = {"kind": kind, "cid": rnd.choice(["c0", "c1", "c2"]), "call": c.clock.seconds(),
+               "ret": None, "result": None, "tag": len(self.records), "dropped": False}
+        self.records.append(rec)
+        if kind in (PIN, UNPIN):
+            d = node.propose(b"%s:%s:%d" % (kind.encode(), rec["cid"].encode(), rec["tag"]))
+            d.addCallbacks(lambda _: self._returned(rec, None), self._failed, errbackArgs=(rec,))
+        else:
+            machine = c.machines[node.id]
+            d = node.read_barrier()
+            d.addCallbacks(lambda _: self._returned(rec, self._read(rec, machine)),
+                           self._failed, errbackArgs=(rec,))
+
+    @staticmethod
+    def _read(rec, machine):
+        return rec["cid"] in machine.pins if rec["kind"] == STATUS else frozenset(machine.pins)
+
+    def _returned(self, rec, result):
+        rec["ret"], rec["result"] = self.c.clock.seconds(), result
+
+    def _failed(self, failure, rec):
+        if failure.check(*NO_EFFECT):
+            rec["dropped"] = True
+        else:
+            failure.trap(*UNKNOWN)
+            rec["ret"] = TIMED_OUT
+
+    def history(self):
+        ops = []
+        for rec in self.records:
+            if rec["dropped"] or (rec["kind"] in (STATUS, LS) and rec["ret"] in (None, TIMED_OUT)):
+                continue
+            ret = TIMED_OUT if rec["ret"] is None else rec["ret"]
+            ops.append((rec["tag"], Operation(rec["tag"], rec["kind"], rec["cid"], rec["call"],
+                                              ret, rec["result"])))
+        return dict(ops)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_client_history_linearizable_under_crashes_and_partitions(tmp_path, seed):
+    import random as _random
+
+    rnd = _random.Random(seed)
+    c = Cluster(tmp_path, snapshot_threshold=15, snapshot_interval=3.0, trailing_logs=5)
+    clients = Clients(c, rnd)
+    down = []
+    try:
+        c.leader()
+        for _ in range(250):
+            action = rnd.random()
+            if action < 0.55:
+                clients.issue()
+            elif action < 0.59 and not down:
+                victim = rnd.choice(c.ids)
+                c.crash(victim)
+                down.append(victim)
+            elif action < 0.65 and down:
+                c.start(down.pop(), seed=rnd.randrange(1000))
+            elif action < 0.68:
+                c.net.isolate(rnd.choice(c.ids))
+            elif action < 0.75:
+                c.net.heal()
+            for _ in range(rnd.randrange(1, 30)):
+                c.clock.advance(TICK)
+        c.net.heal()
+        while down:
+            c.start(down.pop(), seed=rnd.randrange(1000))
+        leader = c.leader()
+        c.commit(b"pin:final")  # commits everything of earlier terms too
+        c.run_until(lambda: all(n.applied == leader.applied for n in c.nodes.values()))
+        history = clients.history()
+        result = check_history(list(history.values()))
+        assert result.ok, result.explanation
+        final_log = c.machines[leader.id].log
+        assert all(m.pins == c.machines[leader.id].pins for m in c.machines.values())
+        committed = [int(data.split(b":")[2]) for data in final_log if data.count(b":") == 2]
+        writes = [history[tag] for tag in committed if tag in history]
+        assert len(writes) == len(committed)  # nothing committed was reported dropped
+        acked = {t for t, o in history.items() if o.kind in (PIN, UNPIN) and o.ret != TIMED_OUT}
+        assert acked <= set(committed)  # no acknowledged write lost
+        reads = [o for o in history.values() if o.kind == LS]
+        prefix = check_prefix_reads(writes, reads)
+        assert prefix.ok, prefix.explanation
+        assert len(acked) > 20 and len(reads) > 5  # the run did real work
+    finally:
+        c.stop()
