@@ -182,15 +182,14 @@ class CID:
         (``f``/``F``).
 
         Returns the CID.  Raises InvalidCID quoting ``text`` and saying what is wrong
-        (also for non-string input).
+        (also for non-string input); the error's ``value`` is ``text`` and its
+        ``reason`` the part after the quote.
         """
         if not isinstance(text, str):
             if isinstance(text, CID):
                 return text
-            raise InvalidCID(
-                f"invalid CID {text!r}: expected a string, got {type(text).__name__}",
-                value=text,
-            )
+            reason = f"expected a string, got {type(text).__name__}"
+            raise InvalidCID(f"invalid CID {text!r}: {reason}", value=text, reason=reason)
         n = len(text)
         try:
             if n == 46 and text[0] == "Q" and text[1] == "m":
@@ -217,7 +216,7 @@ class CID:
             return cid
         except ValueError as e:
             shown = text if n <= 100 else text[:64] + "…"
-            raise InvalidCID(f'invalid CID "{shown}": {e}', value=text) from None
+            raise InvalidCID(f'invalid CID "{shown}": {e}', value=text, reason=str(e)) from None
 
     @classmethod
     def from_bytes(cls, b: bytes) -> CID:

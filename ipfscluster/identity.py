@@ -71,6 +71,9 @@ _PRIVKEY_PREFIX = b"\x08\x01\x12\x40"  # Type=Ed25519, Data = 64 bytes
 # identity multihash header for a 36-byte Ed25519 public-key protobuf
 _ED25519_ID_PREFIX = b"\x00\x24" + _PUBKEY_PREFIX
 _MAX_INLINE_KEY = 42  # keys encoding to at most 42 bytes use an identity multihash
+# Longest peer ID text accepted (base58 decoding is quadratic in the length); real
+# ones have 46-53 characters, or ~90 as a base16 CID.
+_MAX_PEER_ID_TEXT = 256
 
 
 def _decode_key_protobuf(data: bytes) -> tuple[int, bytes]:
@@ -121,6 +124,8 @@ def peer_id_from_public_key(raw32: bytes) -> str:
 def _canonical_peer_id(text: str) -> str:
     if not text:
         raise ValueError("empty string")
+    if len(text) > _MAX_PEER_ID_TEXT:
+        raise ValueError(f"longer than {_MAX_PEER_ID_TEXT} characters")
     if text[0] == "1" or text.startswith("Qm"):
         mh = b58decode(text)
     else:
@@ -129,7 +134,7 @@ def _canonical_peer_id(text: str) -> str:
         except InvalidCID as e:
             raise ValueError(
                 "neither a base58btc multihash (12D3KooW…, Qm…) nor a libp2p-key CID "
-                f"({e.message.split(': ', 1)[-1]})"
+                f"({e.reason})"
             ) from None
         if cid.version != 1 or cid.codec != LIBP2P_KEY:
             raise ValueError(
@@ -149,9 +154,13 @@ def _check_peer_multihash(mh: bytes) -> str:
             raise ValueError(
                 f"an identity-multihash peer ID holds 1 to 42 bytes, not {len(digest)}"
             )
-        key_type, _ = _decode_key_protobuf(digest)
+        key_type, key_data = _decode_key_protobuf(digest)
         if key_type not in KEY_TYPES:
             raise ValueError(f"the embedded public key has {_key_type_name(key_type)}")
+        if key_type == _ED25519 and len(key_data) != 32:
+            raise ValueError(
+                f"the embedded Ed25519 public key has {len(key_data)} bytes, not 32"
+            )
     elif code != SHA2_256:
         raise ValueError(
             f"a peer ID is an identity or sha2-256 multihash, not hash code {hex(code)}"

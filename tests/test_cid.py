@@ -245,6 +245,7 @@ def test_invalid_cids_quote_the_input_and_say_why(text, message):
     assert message in str(info.value)
     assert info.value.http_status == 400
     assert info.value.value == text
+    assert str(info.value) == f'invalid CID "{text}": {info.value.reason}'
 
 
 def test_overlong_input_is_refused_and_quoted_shortened():

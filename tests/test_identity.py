@@ -238,6 +238,9 @@ def test_load_identity_bad_id_text():
         (b58encode(b"\x00\x2b" + bytes(43)), "holds 1 to 42 bytes, not 43"),
         (b58encode(b"\x00\x05\x08\x09\x12\x01a"), "has unknown type 9"),
         (b58encode(b"\x00\x02\x1a\x00"), "unexpected protobuf field 3"),
+        (b58encode(b"\x00\x06\x08\x01\x12\x02ab"), "Ed25519 public key has 2 bytes, not 32"),
+        ("1" * 300, "longer than 256 characters"),
+        ("b" + "a: b", "invalid base32 character ':'"),
         (str(CID.v1(LIBP2P_KEY, b"\x13\x02ab")), "not hash code 0x13"),
         # a bare base58btc multihash must start with "1" or "Qm"
         (b58encode(b"\x13\x02ab"), "neither a base58btc multihash"),
