@@ -157,7 +157,7 @@ def test_twistd_log_observer_goes_on_the_application(config, folder, keep_sighup
     # syslog / a custom logger: twistd's choice stands
     options.parent = {"nodaemon": True, "syslog": True}
     assert tap._twistd_log_observer(options) is None
-    options.parent = {"nodaemon": False, "logfile": str(folder) + "/twistd.log"}
+    options.parent = {"nodaemon": True, "logfile": "-"}
     assert tap._twistd_log_observer(options) is not None
 
 
