@@ -194,6 +194,10 @@ class Multiaddr:
     @classmethod
     def from_bytes(cls, b: bytes) -> Multiaddr:
         """Decode a binary multiaddress.  Raises InvalidMultiaddr."""
+        if not isinstance(b, (bytes, bytearray, memoryview)):
+            raise InvalidMultiaddr(
+                f"invalid binary multiaddress {b!r}: expected bytes, got {type(b).__name__}"
+            )
         b = bytes(b)
         components = []
         pos = 0
@@ -219,6 +223,10 @@ class Multiaddr:
         port."""
         if transport not in ("tcp", "udp"):
             raise InvalidMultiaddr(f"invalid transport {transport!r}: expected tcp or udp")
+        if not isinstance(host, str):
+            raise InvalidMultiaddr(
+                f"invalid host {host!r}: expected a string, got {type(host).__name__}"
+            )
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -239,6 +247,9 @@ class Multiaddr:
 
     def __str__(self) -> str:
         return "".join(f"/{name}/{value}" for name, value in self.components)
+
+    def __repr__(self) -> str:
+        return f"Multiaddr.parse({str(self)!r})"
 
     def to_bytes(self) -> bytes:
         """Return the binary multiaddress (standard protocol codes)."""

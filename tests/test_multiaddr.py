@@ -123,6 +123,20 @@ def test_non_string_input():
     assert Multiaddr.parse(ma) is ma
 
 
+def test_binary_input_must_be_bytes():
+    with pytest.raises(InvalidMultiaddr, match="expected bytes, got int"):
+        Multiaddr.from_bytes(5)  # bytes(5) would be five zero bytes
+    ma = Multiaddr.parse("/ip4/1.2.3.4/tcp/1")
+    assert Multiaddr.from_bytes(bytearray(ma.to_bytes())) == ma
+    assert Multiaddr.from_bytes(memoryview(ma.to_bytes())) == ma
+
+
+def test_repr_evaluates_back():
+    ma = Multiaddr.parse(f"/ip4/1.2.3.4/tcp/1/p2p/{PEER}")
+    assert repr(ma) == f"Multiaddr.parse('/ip4/1.2.3.4/tcp/1/p2p/{PEER}')"
+    assert eval(repr(ma), {"Multiaddr": Multiaddr}) == ma
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [
@@ -189,6 +203,8 @@ def test_from_host_port():
         Multiaddr.from_host_port("a/udp/5", 80)
     with pytest.raises(InvalidMultiaddr, match='bad DNS name ""'):
         Multiaddr.from_host_port("", 80)
+    with pytest.raises(InvalidMultiaddr, match="expected a string, got int"):
+        Multiaddr.from_host_port(1, 80)  # ipaddress would read it as 0.0.0.1
     with pytest.raises(InvalidMultiaddr, match="expected tcp or udp"):
         Multiaddr.from_host_port("127.0.0.1", 1, "sctp")
 
