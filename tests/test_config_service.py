@@ -267,6 +267,12 @@ def test_write_atomically_replaces_and_cleans_up(tmp_path):
 
 
 def test_startup_warnings(folder):
-    assert startup_warnings(ServiceConfig.init(folder)) == []
+    config = ServiceConfig.init(folder)
+    assert startup_warnings(config) == []
     warnings = startup_warnings(ServiceConfig.default(folder, secret=b""))
     assert len(warnings) == 1 and "cluster.secret is empty" in warnings[0]
+    os.chmod(config.path, 0o644)
+    assert startup_warnings(config) == [
+        f"{config.path} is open to other users (mode 0644) although it holds the private "
+        f"key and the cluster secret; run: chmod 600 {config.path}"
+    ]

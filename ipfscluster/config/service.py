@@ -315,12 +315,22 @@ def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def startup_warnings(config: ServiceConfig) -> list[str]:
-    """Warnings the peer logs when it starts (empty secret, …)."""
+    """Warnings the peer logs when it starts: an empty secret, a ``service.json``
+    that other users can read (it holds the private key and the secret)."""
     warnings = []
     if not config.cluster.secret:
         warnings.append(
             "cluster.secret is empty: the cluster RPC is NOT protected and any peer that "
             "can reach this one may join the cluster and change the pinset; set a "
             "32-byte hex secret on every peer"
+        )
+    try:
+        mode = os.stat(config.path).st_mode & 0o777
+    except OSError:
+        mode = 0
+    if mode & 0o077:
+        warnings.append(
+            f"{config.path} is open to other users (mode {mode:04o}) although it holds "
+            f"the private key and the cluster secret; run: chmod 600 {config.path}"
         )
     return warnings
