@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipfscluster.encoding import (
@@ -57,6 +57,7 @@ def test_varint_known_values(value, encoded):
     assert varint_decode(encoded) == (value, len(encoded))
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(st.integers(min_value=0, max_value=(1 << 63) - 1), st.binary(max_size=4))
 def test_varint_round_trip_with_offset_and_trailing_bytes(value, tail):
     buf = b"\xaa" + varint_encode(value) + tail
@@ -109,6 +110,7 @@ def test_b58_known_values(data, text):
     assert b58decode(text) == data
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(st.binary(max_size=80))
 def test_b58_matches_naive_and_round_trips(data):
     text = b58encode(data)
@@ -122,6 +124,7 @@ def test_b58decode_names_bad_character(text, bad):
         b58decode(text)
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(st.binary(max_size=80))
 def test_b36_matches_naive_and_round_trips(data):
     text = b36encode(data)
@@ -165,6 +168,7 @@ def test_multibase_base36_leading_zero_vector():
     assert multibase_decode("k02lcpzo5yikidynfl") == b"\0" + YES_MANI
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(st.binary(max_size=80), st.sampled_from(sorted(MULTIBASE_PREFIXES)))
 def test_multibase_round_trip(data, base):
     text = multibase_encode(data, base)
@@ -172,6 +176,7 @@ def test_multibase_round_trip(data, base):
     assert multibase_decode(text) == data
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(st.binary(max_size=80))
 def test_base32_agrees_with_stdlib(data):
     expected = base64.b32encode(data).decode().rstrip("=").lower()

@@ -7,7 +7,7 @@ import ipaddress
 import attrs
 import pytest
 import pytest_twisted
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -309,6 +309,7 @@ ports = st.tuples(st.sampled_from(["tcp", "udp"]), st.integers(0, 65535).map(str
 peers = st.sampled_from([PEER, LEGACY_PEER]).map(lambda p: ("p2p", p))
 
 
+@settings(deadline=None)  # shared, loaded CI machines
 @given(ip4s | ip6s | dnss, st.one_of(st.none(), ports), st.one_of(st.none(), peers))
 def test_round_trip_text_and_binary(host, port, peer):
     components = [host] + [c for c in (port, peer) if c is not None]
