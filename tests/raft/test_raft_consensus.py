@@ -12,6 +12,7 @@ import os
 
 import attrs
 import pytest
+import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -343,3 +344,121 @@ def test_commit_in_flight_finishes_before_stop(peers):
     peers.run(stopped)
     del peers.services[leader.peer_id]
     assert leader.state.has(cid(3))
+
+
+# --- three peers over real AMP/TLS on 127.0.0.1 ----------------------------------------
+
+SECRET = bytes(range(32))
+
+
+class TLSPeer:
+    """A RaftConsensus wired to the real RPC client/server on a loopback port."""
+
+    def __init__(self, reactor, identity, folder, ids, cfg):
+        from ipfscluster.rpc import commands
+        from ipfscluster.rpc.client import RPCClient
+        from ipfscluster.rpc.server import Responders, RPCServer
+        from ipfscluster.rpc.tls import ClusterTLS
+
+        self.identity = identity
+        self.peer_id = identity.peer_id
+        self.responders = Responders()
+        self.client = RPCClient(reactor, ClusterTLS(identity.private_key, SECRET, reactor),
+                                self.responders, network_timeout=cfg.network_timeout.seconds)
+        self.server = RPCServer(reactor, self.client, "/ip4/127.0.0.1/tcp/0")
+        self.consensus = RaftConsensus(peer_id=self.peer_id, config=cfg, data_folder=folder,
+                                       state=DictState(), rpc=self.client, clock=reactor,
+                                       peers=ids)
+        c = self.consensus
+        for command, handler in [
+            (commands.RaftMessage, c.rpc_raft_message),
+            (commands.ConsensusLogPin, c.rpc_log_pin),
+            (commands.ConsensusLogUnpin, c.rpc_log_unpin),
+            (commands.ConsensusAddPeer, c.rpc_add_peer),
+            (commands.ConsensusRmPeer, c.rpc_rm_peer),
+        ]:
+            self.responders.register_value(command, handler)
+
+    async def start(self):
+        await self.server.startService()
+        self.consensus.startService()
+
+    @property
+    def multiaddr(self):
+        host, port = self.server.address()
+        return "/ip4/%s/tcp/%d/p2p/%s" % (host, port, self.peer_id)
+
+    async def kill(self):
+        """Like kill -9 for Raft: no final snapshot, no goodbye; connections drop."""
+        self.consensus.node.crash()
+        self.consensus._stopping = True
+        await self.server.stopService()
+
+    async def stop(self):
+        if self.consensus.running:
+            await self.consensus.stopService()
+        if self.server.running:
+            await self.server.stopService()
+
+
+async def _poll(reactor, predicate, seconds=20.0):
+    from twisted.internet.task import deferLater
+
+    deadline = reactor.seconds() + seconds
+    while not predicate():
+        assert reactor.seconds() < deadline, "condition not reached in %ss" % seconds
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+def _introduce(peers):
+    for peer in peers:
+        for other in peers:
+            if other is not peer:
+                peer.client.add_peer_address(other.peer_id, other.multiaddr)
+
+
+@pytest.mark.loopback
+@pytest_twisted.ensureDeferred
+async def test_three_peers_over_tls_survive_leader_kill_and_restart(tmp_path):
+    from twisted.internet import reactor
+
+    from ipfscluster.identity import Identity
+
+    cfg = config(election_timeout="300ms", heartbeat_timeout="300ms",
+                 wait_for_leader_timeout="10s", network_timeout="2s",
+                 commit_retry_delay="50ms", commit_retries=3)
+    identities = [Identity.generate() for _ in range(3)]
+    ids = [i.peer_id for i in identities]
+    peers = [TLSPeer(reactor, ident, str(tmp_path / ident.peer_id[-6:]), ids, cfg)
+             for ident in identities]
+    try:
+        for peer in peers:
+            await peer.start()
+        _introduce(peers)
+        for peer in peers:
+            await peer.consensus.ready()
+        leader_id = await peers[0].consensus.wait_for_leader()
+        for n in range(5):  # from every peer: followers forward to the leader
+            await peers[n % 3].consensus.log_pin(pin(n))
+        await _poll(reactor, lambda: all(p.consensus.state.count() == 5 for p in peers))
+
+        victim = next(p for p in peers if p.peer_id == leader_id)
+        await victim.kill()
+        survivors = [p for p in peers if p is not victim]
+        for n in range(5, 10):
+            await survivors[n % 2].consensus.log_pin(pin(n))
+        new_leader = await survivors[0].consensus.wait_for_leader()
+        assert new_leader != leader_id
+
+        back = TLSPeer(reactor, victim.identity, victim.consensus.data_folder, ids, cfg)
+        peers[peers.index(victim)] = back
+        await back.start()
+        _introduce(peers)
+        await back.consensus.wait_for_sync()
+        await _poll(reactor, lambda: back.consensus.state.count() == 10)
+        assert {p.cid for p in back.consensus.state.list()} == {cid(n) for n in range(10)}
+        await back.consensus.log_unpin(pin(0))
+        await _poll(reactor, lambda: all(not p.consensus.state.has(cid(0)) for p in peers))
+    finally:
+        for peer in peers:
+            await peer.stop()
