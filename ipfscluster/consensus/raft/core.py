@@ -857,28 +857,34 @@ class RaftCore:
             self._send(Heartbeat(self.id, peer, self.term, min(pr.match, self.commit), read_seq))
 
     def _send_append(self, peer: str, pr: _Progress, send_empty: bool = False) -> None:
-        if pr.state == SNAPSHOT:
-            return
-        if pr.state == PROBE and pr.probe_sent:
-            return
-        if pr.state == REPLICATE and len(pr.inflight) >= self.max_inflight:
-            return
-        prev = pr.next - 1
-        prev_term = self.term_at(prev)
-        if prev_term is None or prev < self._base_index:
-            self._start_snapshot(peer, pr)
-            return
-        ents = self._batch(pr.next)
-        if not ents and not send_empty:
-            return
-        self._send(AppendEntries(self.id, peer, self.term, prev, prev_term, self.commit,
-                                 tuple(ents)))
-        if pr.state == REPLICATE:
-            if ents:
-                pr.next = ents[-1].index + 1
-                pr.inflight.append(ents[-1].index)
-        else:
-            pr.probe_sent = True
+        """Send what the follower's flow-control state allows: one probe, or appends
+        until ``max_inflight`` are unacknowledged (``send_empty`` forces one message
+        even without entries, to carry the commit index)."""
+        while True:
+            if pr.state == SNAPSHOT:
+                return
+            if pr.state == PROBE and pr.probe_sent:
+                return
+            if pr.state == REPLICATE and len(pr.inflight) >= self.max_inflight:
+                return
+            prev = pr.next - 1
+            prev_term = self.term_at(prev)
+            if prev_term is None or prev < self._base_index:
+                self._start_snapshot(peer, pr)
+                return
+            ents = self._batch(pr.next)
+            if not ents and not send_empty:
+                return
+            send_empty = False
+            self._send(AppendEntries(self.id, peer, self.term, prev, prev_term, self.commit,
+                                     tuple(ents)))
+            if pr.state != REPLICATE:
+                pr.probe_sent = True
+                return
+            if not ents:
+                return
+            pr.next = ents[-1].index + 1
+            pr.inflight.append(ents[-1].index)
 
     def _batch(self, start: int) -> list[Entry]:
         ents = self.entries(start, start + self.max_append_entries)

@@ -722,11 +722,14 @@ class Sim:
     def _random_membership(self) -> None:
         rng = self.rng
         members = self.members()
-        outsiders = [n for n in self.ids if n not in members]
+        # a node no configuration anywhere (committed or not) names may be wiped
+        named = set()
+        for n in self.nodes.values():
+            named.update(n.core.voters)
+        outsiders = [n for n in self.ids if n not in named]
         if outsiders and (len(members) <= 3 or rng.random() < 0.5):
             nid = rng.choice(outsiders)
-            node = self.nodes[nid]
-            if node.core.voters and nid not in node.core.voters or node.core.last_index:
+            if self.nodes[nid].core.last_index:
                 self.wipe(nid)
             self.conf_change("add", nid)
         elif len(members) > 3:
