@@ -30,7 +30,7 @@ import sys
 import ipfscluster
 from ipfscluster import logging as cluster_logging
 from ipfscluster import tap
-from ipfscluster.config import ServiceConfig, config_folder, config_path
+from ipfscluster.config import ServiceConfig, config_folder
 from ipfscluster.config.cluster import parse_secret
 from ipfscluster.errors import ConfigError, ConfigExists
 
@@ -135,16 +135,13 @@ def _read_secret(args, environ, stdin) -> bytes | None:
 
 def _init(args, options: tap.PeerOptions, environ, stdin) -> int:
     folder = options.folder
-    if os.path.exists(config_path(folder)) and not options.force:
-        # same message as ServiceConfig.init, but before prompting for a secret
-        print(f"error : {config_path(folder)} exists. Try running: {PROG} -f init", file=sys.stderr)
-        return 1
     try:
-        secret = _read_secret(args, environ, stdin)
-    except ConfigError as err:
-        print(f"error parsing user-provided secret: {err}", file=sys.stderr)
-        return 1
-    try:
+        ServiceConfig.check_can_init(folder, options.force)  # before prompting
+        try:
+            secret = _read_secret(args, environ, stdin)
+        except ConfigError as err:
+            print(f"error parsing user-provided secret: {err}", file=sys.stderr)
+            return 1
         config = ServiceConfig.init(folder, secret=secret, force=options.force)
     except ConfigExists as err:
         print(f"error : {err}", file=sys.stderr)

@@ -142,6 +142,15 @@ def test_init_custom_secret_prompts(folder, capsys):
     )
 
 
+def test_init_refuses_before_prompting(folder, capsys):
+    assert init(folder) == 0
+    capsys.readouterr()
+    stdin = io.StringIO("ab" * 32 + "\n")
+    assert main(["-c", folder, "init", "-s"], environ={}, stdin=stdin) == 1
+    assert one_error_line(capsys).endswith("exists. Try running: ipfs-cluster-service -f init")
+    assert stdin.tell() == 0  # nothing was read
+
+
 def test_init_uses_ipfs_cluster_path(tmp_path, capsys):
     target = str(tmp_path / "from-env")
     assert main(["init"], environ={"IPFS_CLUSTER_PATH": target}) == 0

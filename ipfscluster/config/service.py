@@ -265,14 +265,22 @@ class ServiceConfig:
         :raises ConfigExists: ``service.json`` exists and ``force`` is false; the
             message tells the operator how to overwrite it.
         """
+        cls.check_can_init(folder, force)
+        config = cls.default(folder, secret=secret)
+        config.save()
+        return config
+
+    @staticmethod
+    def check_can_init(folder: str, force: bool = False) -> None:
+        """Check that ``init`` may write into ``folder``.
+
+        :raises ConfigExists: ``service.json`` exists and ``force`` is false.
+        """
         path = config_path(folder)
         if os.path.exists(path) and not force:
             raise ConfigExists(
                 f"{path} exists. Try running: ipfs-cluster-service -f init", key="", value=path
             )
-        config = cls.default(folder, secret=secret)
-        config.save()
-        return config
 
     # --- derived values -------------------------------------------------------------
 
