@@ -1,0 +1,168 @@
+"""``add`` gives kubo's CIDs and sizes: checked against an independent importer.
+
+The reference is the npm package ``ipfs-unixfs-importer`` (with ``blockstore-core``'s
+MemoryBlockstore), run by ``node`` and configured like kubo's defaults (fixed 256 KiB
+chunks, balanced layout with 174 links, UnixFS leaves and CIDv0, or raw leaves with
+CIDv1).  A session fixture installs it once into ``.cache/npm-unixfs`` (git-ignored)
+with ``npm install``; CI reaches the npm registry, so a failed install fails the
+tests rather than skipping them.  The reference itself is first checked on kubo's
+known answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+
+import pytest
+
+from ipfscluster.testing.fakeipfs.multipart import encode_multipart
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CACHE = os.path.join(REPO, ".cache", "npm-unixfs")
+PACKAGES = {"ipfs-unixfs-importer": "17.1.1", "blockstore-core": "5.0.4"}
+INSTALL_DEADLINE = 600
+CHUNK = 262144
+
+PATTERN = bytes(range(251))  # no chunk of a patterned file repeats another
+SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 174 * CHUNK + 1, 20 * 1024 * 1024]
+
+
+def _installed() -> bool:
+    for name, version in PACKAGES.items():
+        path = os.path.join(CACHE, "node_modules", name, "package.json")
+        try:
+            with open(path) as f:
+                if json.load(f).get("version") != version:
+                    return False
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """A function running the node reference on cases; see unixfs_reference.mjs."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are needed to check add against ipfs-unixfs-importer")
+    os.makedirs(CACHE, exist_ok=True)
+    if not _installed():
+        with open(os.path.join(CACHE, "package.json"), "w") as f:
+            json.dump({"name": "fakeipfs-reference", "private": True, "dependencies": PACKAGES}, f)
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--no-package-lock"],
+            cwd=CACHE,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_DEADLINE,
+        )
+        if done.returncode != 0 or not _installed():
+            pytest.fail(f"npm install of the reference importer failed:\n{done.stderr[-2000:]}")
+    script = os.path.join(CACHE, "unixfs_reference.mjs")
+    shutil.copyfile(os.path.join(HERE, "unixfs_reference.mjs"), script)
+
+    def run(cases):
+        done = subprocess.run(
+            [node, script],
+            input=json.dumps({"cases": cases}),
+            cwd=CACHE,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def contents(tmp_path_factory):
+    """The test files: size -> (path on disk, bytes)."""
+    folder = tmp_path_factory.mktemp("contents")
+    rng = random.Random(20)
+    made = {}
+    for size in SIZES:
+        data = rng.randbytes(size) if size == SIZES[-1] else (PATTERN * (size // 251 + 1))[:size]
+        path = folder / f"f{size}"
+        path.write_bytes(data)
+        made[size] = (str(path), data)
+    return made
+
+
+def test_reference_gives_kubos_known_answers(reference, tmp_path):
+    hello = tmp_path / "hello"
+    hello.write_bytes(b"hello world\n")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    out = reference(
+        [
+            {"id": "hello", "cidVersion": 0, "files": [{"path": "h", "source": str(hello)}]},
+            {"id": "empty", "cidVersion": 0, "files": [{"path": "e", "source": str(empty)}]},
+        ]
+    )
+    assert out["hello"][0]["cid"] == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    assert out["empty"][0]["cid"] == "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cid_version", [0, 1])
+def test_add_files_match_the_reference(reference, contents, stub, cid_version):
+    cases = [
+        {
+            "id": str(size),
+            "cidVersion": cid_version,
+            "files": [{"path": f"f{size}", "source": path}],
+        }
+        for size, (path, _) in contents.items()
+    ]
+    expected = reference(cases)
+    for size, (_, data) in contents.items():
+        body, content_type = encode_multipart([(f"f{size}", data)])
+        reply = stub.post(
+            "add", [("cid-version", str(cid_version))], body=body, content_type=content_type
+        )
+        event = reply.lines()[-1]
+        want = expected[str(size)][0]
+        assert (size, event["Hash"], event["Size"]) == (size, want["cid"], want["size"])
+
+
+@pytest.mark.parametrize("cid_version", [0, 1])
+def test_add_wrapped_nested_directory_matches_the_reference(
+    reference, contents, tmp_path, stub, cid_version
+):
+    small = tmp_path / "small"
+    small.write_bytes(b"small file\n")
+    tree = [
+        ("top/a.txt", str(small)),
+        ("top/big.bin", contents[CHUNK + 1][0]),
+        ("top/sub/b.txt", contents[1][0]),
+        ("top/sub/deeper/empty.bin", contents[0][0]),
+        ("top/z.txt", str(small)),
+    ]
+    expected = reference(
+        [
+            {
+                "id": "dir",
+                "cidVersion": cid_version,
+                "wrap": True,
+                "files": [{"path": p, "source": s} for p, s in tree],
+            }
+        ]
+    )["dir"]
+    files = [("top", None), ("top/sub", None), ("top/sub/deeper", None)]
+    files += [(p, open(s, "rb").read()) for p, s in tree]
+    reply = stub.post(
+        "add",
+        [("cid-version", str(cid_version)), ("wrap-with-directory", "true")],
+        files=files,
+    )
+    got = {e["Name"]: (e["Hash"], e["Size"]) for e in reply.lines()}
+    want = {e["path"]: (e["cid"], e["size"]) for e in expected}
+    assert got == want
+    assert reply.lines()[-1]["Name"] == ""
