@@ -84,6 +84,7 @@ def parse_bootstrap(text: str):
     """
     try:
         addr = Multiaddr.parse(text)
+        addr.client_endpoint_string()
     except InvalidMultiaddr as err:
         raise ValueError(f'--bootstrap: "{text}" is not a valid multiaddress: {err}') from None
     if not addr.peer_id:

@@ -166,8 +166,8 @@ def test_raft_data_folder_is_written_only_when_set():
 
 # --- round trips -------------------------------------------------------------------
 
-ADDRESSES = ["/ip4/127.0.0.1/tcp/9096", "/ip4/0.0.0.0/tcp/1", "/ip6/::1/tcp/4001",
-             "/dns4/example.com/tcp/9096"]
+LISTEN = ["/ip4/127.0.0.1/tcp/9096", "/ip4/0.0.0.0/tcp/1", "/ip6/::1/tcp/4001"]
+CONNECT = [*LISTEN, "/dns4/example.com/tcp/9096", "/dns6/example.com/tcp/1"]
 
 
 def kind_strategy(kind):
@@ -182,11 +182,10 @@ def kind_strategy(kind):
             return st.sampled_from(kind.choices)
         return st.text(min_size=0, max_size=20)
     if isinstance(kind, MultiaddrKind):
+        addresses = st.sampled_from(LISTEN if kind.use == "listen" else CONNECT)
         if kind.needs_peer_id:
-            return st.sampled_from(ADDRESSES).map(
-                lambda a: Multiaddr.parse(f"{a}/p2p/{ID_B.peer_id}")
-            )
-        return st.sampled_from(ADDRESSES).map(Multiaddr.parse)
+            return addresses.map(lambda a: Multiaddr.parse(f"{a}/p2p/{ID_B.peer_id}"))
+        return addresses.map(Multiaddr.parse)
     if isinstance(kind, ListKind):
         return st.lists(kind_strategy(kind.item), max_size=3).map(tuple)
     if isinstance(kind, SecretKind):
@@ -331,6 +330,27 @@ def test_peers_need_a_peer_id():
     assert str(err).startswith('cluster.peers[0]: "/ip4/127.0.0.1/tcp/9096" has no peer ID')
     with pytest.raises(ConfigError, match="is not a list"):
         ClusterConfig.from_json(cluster_json(bootstrap="/ip4/127.0.0.1/tcp/9096"))
+
+
+@pytest.mark.parametrize(
+    "cls,name,value,message",
+    [
+        (ClusterConfig, "listen_multiaddress", "/ip4/0.0.0.0/udp/9096",
+         "cannot be used to listen: it needs an IP address or DNS name and a /tcp/ port"),
+        (RestAPIConfig, "listen_multiaddress", "/dns4/example.com/tcp/9094",
+         "cannot be used to listen: use an IP address"),
+        (IPFSHTTPConfig, "node_multiaddress", "/ip4/127.0.0.1/udp/5001",
+         "cannot be used to connect: it needs an IP address or DNS name and a /tcp/ port"),
+    ],
+)
+def test_multiaddr_must_fit_its_use(cls, name, value, message):
+    err = error_for(cls, **{name: value})
+    assert str(err).startswith(f'{cls.PATH}.{name}: "{value}" {message}')
+
+
+def test_node_multiaddress_may_be_a_dns_name():
+    section = IPFSHTTPConfig.from_json({"node_multiaddress": "/dns4/ipfs.local/tcp/5001"})
+    assert section.node_multiaddress.client_endpoint_string() == "tcp:host=ipfs.local:port=5001"
 
 
 def test_peers_accept_ipfs_alias():

@@ -47,11 +47,13 @@ def invalid(key: str, value: Any, what: str) -> ConfigError:
 
 
 def reason(err: Exception, value: Any) -> str:
-    """``err``'s message without a leading ``… "<value>": `` (the caller shows the
-    value itself)."""
+    """``err``'s message without a leading ``… "<value>": `` or ``… "<value>" `` (the
+    caller shows the value itself)."""
     text = str(err)
-    marker = f'"{value}": '
-    return text.split(marker, 1)[1] if marker in text else text
+    for marker in (f'"{value}": ', f'"{value}" '):
+        if marker in text:
+            return text.split(marker, 1)[1]
+    return text
 
 
 class Kind:
@@ -148,9 +150,12 @@ class StrKind(Kind):
 class MultiaddrKind(Kind):
     """A multiaddress string, kept as a :class:`ipfscluster.multiaddr.Multiaddr`.
 
+    ``use``: ``"listen"`` (an IP address and a TCP port this peer listens on) or
+    ``"connect"`` (an IP address or DNS name and a TCP port to dial).
     ``needs_peer_id``: the address must end in ``/p2p/<peer ID>`` (peers, bootstrap).
     """
 
+    use: str = "listen"
     needs_peer_id: bool = False
     example: str = "/ip4/127.0.0.1/tcp/9096"
 
@@ -172,6 +177,13 @@ class MultiaddrKind(Kind):
     def check(self, value, key):
         if not isinstance(value, Multiaddr):
             raise invalid(key, value, "is not a multiaddress")
+        try:
+            if self.use == "listen":
+                value.tcp_endpoint_string()
+            else:
+                value.client_endpoint_string()
+        except InvalidMultiaddr as err:
+            raise invalid(key, str(value), f"{reason(err, value)} (example: {show(self.example)})") from None
         if self.needs_peer_id and not value.peer_id:
             raise invalid(
                 key,

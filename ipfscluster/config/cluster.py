@@ -102,7 +102,7 @@ class SecretKind(Kind):
 
 
 _REPLICATION = IntKind(minimum=-1)
-_PEER = MultiaddrKind(needs_peer_id=True, example="/ip4/192.0.2.1/tcp/9096")
+_PEER = MultiaddrKind(use="connect", needs_peer_id=True, example="/ip4/192.0.2.1/tcp/9096")
 
 
 @attrs.frozen(kw_only=True)

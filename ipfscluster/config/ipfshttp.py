@@ -30,7 +30,7 @@ class IPFSHTTPConfig(Section):
         MultiaddrKind(example="/ip4/127.0.0.1/tcp/9095"), factory=multiaddr_factory("/ip4/127.0.0.1/tcp/9095")
     )
     node_multiaddress: Multiaddr = setting(
-        MultiaddrKind(example="/ip4/127.0.0.1/tcp/5001"), factory=multiaddr_factory("/ip4/127.0.0.1/tcp/5001")
+        MultiaddrKind(use="connect", example="/ip4/127.0.0.1/tcp/5001"), factory=multiaddr_factory("/ip4/127.0.0.1/tcp/5001")
     )
     connect_swarms_delay: Duration = setting(_ZERO_OK, Duration.parse("30s"))
     proxy_read_timeout: Duration = setting(_ZERO_OK, Duration.parse("10m0s"))
