@@ -44,6 +44,7 @@ setup(
             "pytest>=8",
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
+            "ipfshttpclient>=0.7",  # a real kubo client, against the fake daemon
         ],
     },
     entry_points={
