@@ -230,7 +230,7 @@ class RPCClient:
         self._wake(link)
 
     def connection_retired(self, proto) -> None:
-        """The other side retired ``proto`` (``RPC.Goodbye``); stop using it."""
+        """Stop using ``proto`` (retired by the other side, or dropped as dead)."""
         link = self._links.get(proto.peer_id)
         if link is not None and link.conn is proto:
             link.conn = None
@@ -381,7 +381,7 @@ class RPCClient:
                     address=conn.address,
                     seconds=seconds,
                 )
-                conn.transport.abortConnection()
+                conn.abort()
             return Failure(
                 RPCTimeout(
                     f"peer {peer_id} did not answer {_name(command)} within {seconds:g}s "

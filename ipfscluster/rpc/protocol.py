@@ -128,11 +128,13 @@ class PeerProtocol(amp.AMP):
         amp.AMP.dataReceived(self, data)
 
     def connectionLost(self, reason):
-        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        # Detach from the node first: failing the outstanding calls below runs the
+        # callers' code, and their next call must not pick this connection again.
         self.closed = True
+        self.node.protocol_lost(self, reason)
         if self._ready_outcome is None:
             self._settle_ready(False, self._explain_early_end(reason))
-        self.node.protocol_lost(self, reason)
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
 
     def _explain_early_end(self, reason) -> ClusterError:
@@ -332,6 +334,14 @@ class PeerProtocol(amp.AMP):
     @property
     def idle(self) -> bool:
         return not self._outstandingRequests and self._inflight_in == 0
+
+    def abort(self):
+        """Drop this connection now (it is considered dead); no new call uses it."""
+        if self.closed:
+            return
+        self.retired = True
+        self.node.connection_retired(self)
+        self.transport.abortConnection()
 
     def retire(self):
         """Stop using this (duplicate) connection and close it when it is idle."""
