@@ -98,6 +98,12 @@ class SetMachine:
         log = [d.decode() for d in self.log]
         return json.dumps({"pins": sorted(self.pins), "log": log}).encode()
 
+    def snapshot_chunks(self):
+        """The state as of now, handed out lazily in 64-byte pieces."""
+        data = self.snapshot()
+        self.chunks_started = getattr(self, "chunks_started", 0) + 1
+        return (data[i:i + 64] for i in range(0, len(data), 64))
+
     def restore(self, data):
         state = json.loads(data)
         self.pins = set(state["pins"])
@@ -515,5 +521,41 @@ def test_client_history_linearizable_under_crashes_and_partitions(tmp_path, seed
         prefix = check_prefix_reads(writes, reads)
         assert prefix.ok, prefix.explanation
         assert len(acked) > 20 and len(reads) > 5  # the run did real work
+    finally:
+        c.stop()
+
+
+def test_background_snapshot_does_not_stop_applies(tmp_path):
+    # one voter: a proposal commits and applies in the reactor turn it is handled
+    c = Cluster(tmp_path, ids=("A",), snapshot_threshold=30, snapshot_interval=1.0,
+                trailing_logs=3)
+    try:
+        node, machine = c.nodes["A"], c.machines["A"]
+        for i in range(40):
+            c.commit(b"pin:bg%02d-" % i + b"y" * 200)
+        steps, finished = [], []
+        original_step, original_finish = node._snapshot_step, node._finish_snapshot
+
+        def step():  # a client request arrives in every turn of the serialisation
+            steps.append(node.propose(b"pin:during%d" % len(steps)))
+            original_step()
+
+        def finish(index, data, started):
+            finished.append((index, machine.applied[-1]))
+            return original_finish(index, data, started)
+
+        node._snapshot_step, node._finish_snapshot = step, finish
+        c.run_until(lambda: finished, seconds=5)
+        (snap_index, applied_at_finish), = finished
+        assert len(steps) > 10  # the serialisation took many turns ...
+        assert applied_at_finish > snap_index + 5  # ... and applies went on meanwhile
+        c.run_until(lambda: all(d.called for d in steps))
+        assert node.snapshot_index == snap_index == node.snapshots.latest().index
+        assert node.storage.first_index() == snap_index - 3 + 1
+        expected = set(machine.pins)
+        c.crash("A")
+        restarted = c.start("A")
+        assert restarted.snapshot_index == snap_index
+        c.run_until(lambda: restarted.is_leader and c.machines["A"].pins == expected)
     finally:
         c.stop()

@@ -114,6 +114,11 @@ class PinsetStateMachine:
         self.state.snapshot(buf)
         return buf.getvalue()
 
+    def snapshot_chunks(self):
+        """The state's lazy consistent snapshot when it has one (MapState does)."""
+        chunks = getattr(self.state, "snapshot_chunks", None)
+        return chunks() if chunks is not None else iter([self.snapshot()])
+
     def restore(self, data: bytes) -> None:
         self.state.restore(io.BytesIO(data))
 

@@ -30,11 +30,12 @@ before we saw the outcome), or :class:`~ipfscluster.errors.ShuttingDown`.
 
 Snapshots: every ``snapshot_interval`` (staggered randomly to 1–2x, like
 hashicorp Raft) the node snapshots when at least ``snapshot_threshold`` entries
-were applied since the last one: the state machine serialises itself (the
-:class:`IRaftStateMachine` contract asks for a cheap, consistent serialisation),
-the core records it and trims its memory to ``trailing_logs`` entries, the file is
-written (fsync + rename) and only then the SQLite log is compacted.  A final
-snapshot is taken on a clean stop.
+were applied since the last one.  The state machine's ``snapshot_chunks()`` (a
+lazy, copy-on-write view of the state at the applied index) is consumed a few
+chunks per reactor turn, so applies and the Raft loop keep running while a big
+state is serialised; then the core records the snapshot and trims its memory to
+``trailing_logs`` entries, the file is written (fsync + rename) and only then the
+SQLite log is compacted.  A final snapshot is taken (in one go) on a clean stop.
 
 Restart: the newest valid snapshot consistent with the log is restored, then the
 stored term/vote/commit and entries rebuild the core, which re-delivers committed
@@ -46,7 +47,7 @@ continuing would break the promises already made to peers.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
@@ -78,6 +79,9 @@ from ipfscluster.errors import (
 
 log = Logger(namespace="consensus")
 
+#: chunks of a background snapshot serialised per reactor turn
+SNAPSHOT_CHUNKS_PER_TURN = 16
+
 
 class IRaftTransport(Interface):
     """Carries encoded Raft messages to peers (the RPC layer implements it)."""
@@ -98,6 +102,11 @@ class IRaftStateMachine(Interface):
 
     def snapshot():
         """Return the whole state as bytes (consistent with everything applied)."""
+
+    # optional: snapshot_chunks() -> iterator of bytes, the state *as it is at the
+    # call*, produced lazily (later applies must not change it).  When present, the
+    # periodic snapshot is serialised a few chunks per reactor turn, so applies are
+    # never blocked for the whole serialisation.
 
     def restore(data):
         """Replace the whole state with ``data`` made by ``snapshot``."""
@@ -146,6 +155,7 @@ class RaftNode:
         self._snapshot_call = None
         self._handling = False
         self._fire: list = []
+        self._background = None  # (index, chunk iterator, chunks so far, start time)
         self._ticker: task.LoopingCall | None = None
         self.running = False
 
@@ -209,6 +219,7 @@ class RaftNode:
             if call is not None and call.active():
                 call.cancel()
         self._run_call = self._snapshot_call = None
+        self._background = None
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         if final_snapshot and self.failed is None:
@@ -561,36 +572,69 @@ class RaftNode:
         self._snapshot_call = self.clock.callLater(delay, self._periodic_snapshot)
 
     def _periodic_snapshot(self) -> None:
+        """Start a background snapshot if enough entries were applied since the last."""
         self._snapshot_call = None
         try:
-            self.take_snapshot()
+            self._settle()
+            index = self.core.applied
+            if index - self.snapshot_index < self.snapshot_threshold:
+                self._schedule_snapshot()
+                return
+            self._background = (index, self._chunks(), [], self.clock.seconds())
         except Exception as exc:
             self._die(exc)
             return
-        self._schedule_snapshot()
+        self._snapshot_call = self.clock.callLater(0, self._snapshot_step)
+
+    def _chunks(self) -> Iterator[bytes]:
+        chunks = getattr(self.state_machine, "snapshot_chunks", None)
+        return iter(chunks()) if chunks is not None else iter([self.state_machine.snapshot()])
+
+    def _snapshot_step(self) -> None:
+        """Serialise a few chunks per reactor turn; applies go on in between."""
+        self._snapshot_call = None
+        index, chunks, parts, started = self._background
+        try:
+            for _ in range(SNAPSHOT_CHUNKS_PER_TURN):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    self._background = None
+                    self._settle()
+                    self._finish_snapshot(index, b"".join(parts), started)
+                    self._schedule_snapshot()
+                    return
+                parts.append(chunk)
+        except Exception as exc:
+            self._die(exc)
+            return
+        self._snapshot_call = self.clock.callLater(0, self._snapshot_step)
 
     def take_snapshot(self, force: bool = False) -> bool:
-        """Snapshot now if ``snapshot_threshold`` entries were applied since the last
-        one (any number with ``force``).  Returns whether a snapshot was taken."""
+        """Snapshot now, in one go, if ``snapshot_threshold`` entries were applied
+        since the last one (any number with ``force``).  Returns whether it did."""
         if self.running:
             self._settle()  # no Ready may be outstanding while the core is compacted
         elif not force:
             return False
-        core = self.core
-        applied = core.applied
+        applied = self.core.applied
         new_entries = applied - self.snapshot_index
         if new_entries <= 0 or (not force and new_entries < self.snapshot_threshold):
             return False
         started = self.clock.seconds()
-        data = self.state_machine.snapshot()
-        result = core.compact(applied, data)
+        return self._finish_snapshot(applied, b"".join(self._chunks()), started)
+
+    def _finish_snapshot(self, index: int, data: bytes, started: float) -> bool:
+        """Hand the state at ``index`` to the core, write the file, compact the log."""
+        if index <= self.snapshot_index:
+            return False  # a snapshot installed from the leader meanwhile is newer
+        result = self.core.compact(index, data)
         self._write_snapshot(result.snapshot, data)
-        self.snapshot_index = applied
+        self.snapshot_index = index
         base = result.first_index - 1
         if base > self.storage.log_base()[0]:
             self.storage.save(log_base=(base, result.base_term))
         log.info("raft snapshot at index {index} ({size} bytes, {secs:.3f}s); log starts "
-                 "at {first}", index=applied, size=len(data),
+                 "at {first}", index=index, size=len(data),
                  secs=self.clock.seconds() - started, first=result.first_index)
         return True
 
