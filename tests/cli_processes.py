@@ -6,6 +6,7 @@ deadline passes (no fixed sleeps); :class:`Running` kills what it started.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -15,9 +16,13 @@ import time
 
 import pytest
 
+from ipfscluster.config import ServiceConfig, config_path
+from ipfscluster.identity import Identity
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 STARTUP_DEADLINE = 60.0  # generous: the machine is shared
+ERROR_RULE = "it must be 32 bytes written as 64 hex characters, or empty"
 
 
 def env(**extra) -> dict:
@@ -104,3 +109,42 @@ def running():
     yield start
     for proc in started:
         proc.kill()
+
+
+# --- invalid configurations (each: how to break service.json, start of the message)
+
+
+def write_bad(folder, mutate):
+    """A fresh configuration in ``folder``, then ``mutate`` applied to its JSON."""
+    ServiceConfig.init(folder, force=True)
+    with open(config_path(folder)) as f:
+        obj = json.load(f)
+    mutate(obj)
+    with open(config_path(folder), "w") as f:
+        json.dump(obj, f)
+
+
+OTHER = Identity.generate()
+
+BAD_CONFIGS = {
+    "duration": (
+        lambda o: o["consensus"]["raft"].update(heartbeat_timeout="1x"),
+        'consensus.raft.heartbeat_timeout: "1x" is not a duration (examples: "1s", "500ms", "1m0s")',
+    ),
+    "secret": (
+        lambda o: o["cluster"].update(secret="abcd"),
+        "cluster.secret: the secret is 2 bytes (4 hex characters); " + ERROR_RULE,
+    ),
+    "unknown key": (
+        lambda o: o["api"]["restapi"].update(foo=1),
+        'unknown key "api.restapi.foo"; remove it (valid keys: listen_multiaddress,',
+    ),
+    "multiaddr": (
+        lambda o: o["cluster"].update(listen_multiaddress="/ip4/0.0.0.0/tcp/notaport"),
+        'cluster.listen_multiaddress: "/ip4/0.0.0.0/tcp/notaport" is not a valid multiaddress',
+    ),
+    "identity": (
+        lambda o: o["cluster"].update(id=OTHER.peer_id),
+        f"cluster.id {OTHER.peer_id} does not match cluster.private_key",
+    ),
+}

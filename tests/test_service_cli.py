@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 
@@ -11,12 +10,11 @@ import pytest
 
 import ipfscluster
 from ipfscluster.config import ServiceConfig, config_path
-from ipfscluster.identity import Identity
 from ipfscluster.service_cli import SECRET_PROMPT, main
 from tests import cli_processes as procs
+from tests.cli_processes import BAD_CONFIGS, ERROR_RULE, write_bad
 from tests.cli_processes import running  # noqa: F401  (fixture)
 
-ERROR_RULE = "it must be 32 bytes written as 64 hex characters, or empty"
 
 
 @pytest.fixture
@@ -165,41 +163,6 @@ def test_init_unwritable_folder(tmp_path, capsys):
 
 
 # --- daemon: configuration errors (in-process; they exit before the reactor) ------
-
-
-def write_bad(folder, mutate):
-    ServiceConfig.init(folder, force=True)
-    with open(config_path(folder)) as f:
-        obj = json.load(f)
-    mutate(obj)
-    with open(config_path(folder), "w") as f:
-        json.dump(obj, f)
-
-
-OTHER = Identity.generate()
-
-BAD_CONFIGS = {
-    "duration": (
-        lambda o: o["consensus"]["raft"].update(heartbeat_timeout="1x"),
-        'consensus.raft.heartbeat_timeout: "1x" is not a duration (examples: "1s", "500ms", "1m0s")',
-    ),
-    "secret": (
-        lambda o: o["cluster"].update(secret="abcd"),
-        "cluster.secret: the secret is 2 bytes (4 hex characters); " + ERROR_RULE,
-    ),
-    "unknown key": (
-        lambda o: o["api"]["restapi"].update(foo=1),
-        'unknown key "api.restapi.foo"; remove it (valid keys: listen_multiaddress,',
-    ),
-    "multiaddr": (
-        lambda o: o["cluster"].update(listen_multiaddress="/ip4/0.0.0.0/tcp/notaport"),
-        'cluster.listen_multiaddress: "/ip4/0.0.0.0/tcp/notaport" is not a valid multiaddress',
-    ),
-    "identity": (
-        lambda o: o["cluster"].update(id=OTHER.peer_id),
-        f"cluster.id {OTHER.peer_id} does not match cluster.private_key",
-    ),
-}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
