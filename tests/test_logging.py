@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from twisted.logger import LogLevel, Logger, LogPublisher
+from twisted.logger import Logger, LogLevel, LogPublisher
 
 from ipfscluster import logging as cluster_logging
 

@@ -12,8 +12,11 @@ from twisted.plugin import getPlugins
 from ipfscluster import tap
 from ipfscluster.config import ServiceConfig
 from tests import cli_processes as procs
-from tests.cli_processes import BAD_CONFIGS, write_bad
-from tests.cli_processes import running  # noqa: F401  (fixture)
+from tests.cli_processes import (
+    BAD_CONFIGS,
+    running,  # noqa: F401  (fixture)
+    write_bad,
+)
 
 
 def test_plugin_is_discovered():

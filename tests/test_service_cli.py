@@ -12,9 +12,12 @@ import ipfscluster
 from ipfscluster.config import ServiceConfig, config_path
 from ipfscluster.service_cli import SECRET_PROMPT, main
 from tests import cli_processes as procs
-from tests.cli_processes import BAD_CONFIGS, ERROR_RULE, write_bad
-from tests.cli_processes import running  # noqa: F401  (fixture)
-
+from tests.cli_processes import (
+    BAD_CONFIGS,
+    ERROR_RULE,
+    running,  # noqa: F401  (fixture)
+    write_bad,
+)
 
 
 @pytest.fixture

@@ -221,8 +221,9 @@ async def test_peer_service_start_failure_stops_the_reactor(config, captured):
 
 def test_wrap_observer_filters(config):
     out = io.StringIO()
-    from ipfscluster import logging as cluster_logging
     from twisted.logger import Logger, LogPublisher, textFileLogObserver
+
+    from ipfscluster import logging as cluster_logging
 
     publisher = LogPublisher(cluster_logging.wrap_observer(textFileLogObserver(out), "error"))
     log = Logger(namespace="cluster", observer=publisher)

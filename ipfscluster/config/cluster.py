@@ -35,15 +35,14 @@ from ipfscluster.config.base import (
     StrKind,
     invalid,
     kind_of,
-    reason,
     multiaddr_factory,
+    reason,
     setting,
 )
 from ipfscluster.config.durations import Duration
 from ipfscluster.errors import ConfigError, IdentityMismatch, InvalidKey, InvalidPeerID
 from ipfscluster.identity import Identity, load_identity
 from ipfscluster.multiaddr import Multiaddr
-
 
 log = Logger(namespace="config")
 

@@ -16,7 +16,6 @@ from ipfscluster.config.base import DurationKind, MultiaddrKind, Section, multia
 from ipfscluster.config.durations import Duration
 from ipfscluster.multiaddr import Multiaddr
 
-
 _ZERO_OK = DurationKind(minimum=Duration(0))
 
 
