@@ -79,6 +79,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, after_command: bool) -> N
 def _main_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        usage="%(prog)s [global flags] [init [-s] | daemon | version | help]",
         description="IPFS Cluster node: runs one peer of an IPFS Cluster.",
         epilog="commands:\n"
                "  init      create a default configuration (-s: prompt for the secret)\n"
