@@ -528,3 +528,29 @@ def test_requests_are_recorded(stub, fake):
     stub.post("pin/ls", [("type", "recursive")])
     assert fake.requests[-1].endpoint == "pin/ls"
     assert fake.requests[-1].options == {"type": ["recursive"]}
+
+
+def test_error_after_output_started_goes_in_the_trailer(fake, clock):
+    """A stream that fails midway ends its chunked body with X-Stream-Error."""
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+    from twisted.web.server import Site
+
+    missing = Importer().add_bytes(b"never stored anywhere")
+    root = fake.importer().add_directory([("x", missing)])
+    channel = Site(fake.resource, timeout=None).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(
+        b"POST /api/v0/refs?arg=%s&recursive=true&timeout=1s HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n" % str(root.cid).encode()
+    )
+    clock.advance(1)
+    raw = transport.value()
+    channel.connectionLost(Failure(ConnectionDone()))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Transfer-Encoding: chunked" in head and b"Trailer: X-Stream-Error" in head
+    assert ('{"Ref":"%s","Err":""}' % missing.cid).encode() in body
+    assert body.endswith(b"\r\n0\r\nX-Stream-Error: context deadline exceeded\r\n\r\n")

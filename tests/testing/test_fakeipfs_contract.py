@@ -17,7 +17,7 @@ class TestFakeIPFSContract(KuboContract):
     def kubo(self):
         daemon = FakeIPFS(reactor=reactor)
         daemon.listen("/ip4/127.0.0.1/tcp/0")
-        yield KuboTarget(f"http://127.0.0.1:{daemon._listener.port_number}", "fake")
+        yield KuboTarget(daemon.api_url, "fake")
         pytest_twisted.blockon(daemon.stop())
 
 

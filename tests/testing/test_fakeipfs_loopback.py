@@ -115,7 +115,7 @@ async def test_ipfshttpclient_adds_a_directory(daemons, pool, tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_down_daemon_refuses_connections_then_comes_back(daemons):
     daemon = daemons()
-    url = f"http://127.0.0.1:{daemon._listener.port_number}/api/v0/version"
+    url = f"{daemon.api_url}/api/v0/version"
     response = await treq.post(url, persistent=False)
     assert response.code == 200
     await response.content()
@@ -132,7 +132,7 @@ async def test_down_daemon_refuses_connections_then_comes_back(daemons):
 async def test_content_moves_between_listening_daemons(daemons):
     first, second = daemons(), daemons()
     root = first.add_bytes(b"shared over the fake network")
-    url = f"http://127.0.0.1:{second._listener.port_number}/api/v0/pin/add"
+    url = f"{second.api_url}/api/v0/pin/add"
     response = await treq.post(url, params={"arg": str(root.cid)}, persistent=False)
     assert await response.json() == {"Pins": [str(root.cid)]}
 
@@ -145,9 +145,9 @@ def test_standalone_command_serves_the_api(tmp_path):
         "from ipfscluster.testing.fakeipfs.__main__ import start\n"
         "daemons = start(reactor, ['--api', '/ip4/127.0.0.1/tcp/0', '--version', '9.9.9'])\n"
         "def ask():\n"
-        "    port = daemons[0]._listener.port_number\n"
+        "    base = daemons[0].api_url\n"
         "    from twisted.internet import threads\n"
-        "    url = f'http://127.0.0.1:{port}/api/v0/version'\n"
+        "    url = base + '/api/v0/version'\n"
         "    d = threads.deferToThread(lambda: urllib.request.urlopen(\n"
         "        urllib.request.Request(url, method='POST'), timeout=10).read())\n"
         "    d.addCallback(lambda b: print('REPLY', b.decode().strip()))\n"

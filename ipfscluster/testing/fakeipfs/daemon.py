@@ -193,6 +193,15 @@ class FakeIPFS:
         """The multiaddr the daemon listens on, or None when not listening."""
         return self._listener.multiaddr if self._listener is not None else None
 
+    @property
+    def api_url(self) -> str | None:
+        """``http://<host>:<port>`` of the listening API, or None."""
+        if self._listener is None:
+            return None
+        host = self._listener.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._listener.port_number}"
+
     def config(self) -> dict:
         """The config document ``config/show`` returns (no private key)."""
         api = self.api_multiaddr or "/ip4/127.0.0.1/tcp/5001"
