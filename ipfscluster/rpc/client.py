@@ -152,7 +152,8 @@ class RPCClient:
         if link is None or link.conn is None or link.conn.transport is None:
             return None
         peer = link.conn.transport.getPeer()
-        return peer.host, peer.port
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        return (host, port) if host is not None else None
 
     def connected_peers(self) -> set[str]:
         """Peer IDs with a usable connection right now."""

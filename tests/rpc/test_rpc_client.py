@@ -8,6 +8,8 @@ memory reactor, their ``RPCClient`` dials through real endpoint strings, and
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
@@ -139,10 +141,8 @@ def make_peers(net):
         made.extend(peers)
         for peer in peers:
             peer.server.startService()
-        for peer in made:
-            for other in made:
-                if other is not peer:
-                    peer.client.add_peer_address(other.peer_id, other.multiaddr)
+        for peer, other in itertools.permutations(made, 2):
+            peer.client.add_peer_address(other.peer_id, other.multiaddr)
         return peers
 
     yield make
@@ -173,6 +173,7 @@ def test_dials_on_first_use_and_reuses_the_connection(net, make_peers):
     assert all(result_of(d)["version"].version == b.peer_id[-6:] for d in calls)
     assert result_of(back)["version"].version == a.peer_id[-6:]
     assert len(net.pumps) == 1  # one connection carried everything, both directions
+    assert a.client.remote_address(Identity.generate().peer_id) is None
     assert b.handled == [a.peer_id] * 6 and a.handled == [b.peer_id]
 
 
@@ -446,3 +447,21 @@ def test_close_fails_pending_calls_and_closes_connections(net, make_peers):
     assert isinstance(result_of(pending), (errors.ShuttingDown, errors.PeerUnreachable))
     assert net.open_connections() == []
     assert isinstance(result_of(a.client.call_command(b.peer_id, commands.ClusterVersion)), errors.ShuttingDown)
+
+
+def test_server_start_warns_loudly_without_a_secret(net):
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        identity = Identity.generate()
+        tls = ClusterTLS(identity.private_key, b"", net.reactor)
+        client = RPCClient(net.reactor, tls, Responders())
+        server = RPCServer(net.reactor, client, "/ip4/0.0.0.0/tcp/9096")
+        server.startService()
+        assert server.address() == ("0.0.0.0", 9096)
+        server.stopService()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if e.get("log_namespace") == "rpc" and e["log_level"].name == "warn"]
+    assert len(warnings) == 1
+    assert "NOT protected" in warnings[0]["log_format"] and warnings[0]["listen"] == "/ip4/0.0.0.0/tcp/9096"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -71,10 +73,8 @@ def peers():
         made.extend(new)
         for peer in new:
             await peer.server.startService()
-        for peer in made:
-            for other in made:
-                if other is not peer:
-                    peer.client.add_peer_address(other.peer_id, other.multiaddr)
+        for peer, other in itertools.permutations(made, 2):
+            peer.client.add_peer_address(other.peer_id, other.multiaddr)
         return new
 
     yield make
@@ -96,6 +96,7 @@ async def test_a_megabyte_round_trips(peers):
 @pytest_twisted.ensureDeferred
 async def test_ten_thousand_pipelined_calls_complete(peers):
     a, b = await peers(2)
+    await a.client.call_command(b.peer_id, Echo, {"data": b"warm"})  # connected within TIMEOUT
     calls = [a.client.call_command(b.peer_id, Echo, {"data": b"%d" % i}, timeout=60) for i in range(10_000)]
     results = await DeferredList(calls, fireOnOneErrback=True, consumeErrors=True)
     assert [r[1]["data"] for r in results] == [b"%d" % i for i in range(10_000)]
@@ -108,6 +109,7 @@ async def test_connections_use_tcp_nodelay(peers):
 
     a, b = await peers(2)
     await a.client.call_command(b.peer_id, Echo, {"data": b"x"})
+    assert a.client.remote_address(b.peer_id) == b.server.address()
     for side, other in ((a, b), (b, a)):
         tls_transport = side.client._links[other.peer_id].conn.transport
         sock = tls_transport.transport.getHandle()
