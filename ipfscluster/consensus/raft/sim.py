@@ -45,7 +45,7 @@ import struct
 import sys
 import time
 import zlib
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import attrs
@@ -202,14 +202,19 @@ class PinStateMachine:
         self.pins: set[str] = set()
         self.sessions: dict[str, bool] = {}
         self.applied = 0
-        self.effects = 0
+        self.effects = 0      # commands that changed the state (<= one per request id)
+        self.duplicates = 0   # committed retries of a request id that already took effect
 
     def apply(self, entry) -> Any:
+        if entry.index != self.applied + 1:
+            raise InvariantViolation("applied index %d after %d: an entry applied twice or "
+                                     "skipped" % (entry.index, self.applied))
         self.applied = entry.index
         if entry.kind != ENTRY_NORMAL:
             return None
         req, op, cid = entry.data.decode().split("|")
         if req in self.sessions:
+            self.duplicates += 1
             return self.sessions[req]
         self.effects += 1
         if op == "pin":
@@ -227,6 +232,7 @@ class PinStateMachine:
         self.pins = set(pins)
         self.sessions = dict.fromkeys(sessions, True)
         self.applied = index
+        self.effects = len(self.sessions)
 
     def digest(self) -> str:
         return "%08x" % zlib.crc32(self.serialize())
@@ -309,6 +315,8 @@ class Sim:
             self._boot(node)
         self.sent = 0
         self.events = 0
+        self.counts: Counter = Counter()
+        self.drop_filter = None  # callable(message) -> True to lose it (tests)
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -399,8 +407,12 @@ class Sim:
 
     def _drain(self, node: SimNode) -> None:
         while node.inbox and node.up and not self._blocked(node):
-            node.core.step(node.inbox.popleft())
-            self._drive_and_check(node)
+            item = node.inbox.popleft()
+            if isinstance(item, Op):
+                self._request(node, item)
+            else:
+                node.core.step(item)
+                self._drive_and_check(node)
 
     def _fsync_latency(self) -> int:
         f = self.faults
@@ -475,8 +487,11 @@ class Sim:
 
     def _send(self, m) -> None:
         self.sent += 1
+        self.counts[type(m).__name__] += 1
         f, rng = self.faults, self.rng
         if f.drop and rng.random() < f.drop:
+            return
+        if self.drop_filter is not None and self.drop_filter(m):
             return
         copies = 2 if f.dup and rng.random() < f.dup else 1
         dst = self.nodes.get(m.dst)
@@ -518,32 +533,33 @@ class Sim:
         return op
 
     def _submit(self, op: Op, node: SimNode | None) -> None:
-        if node is not None and node.up and not self._blocked(node):
-            try:
-                term, index = node.core.propose(("%s|%s|%s" % (op.req, op.kind, op.cid)).encode())
-            except ClusterError:
-                pass
+        self._schedule(self.client_timeout, "timeout", op)
+        if node is None or not node.up:
+            return
+        if self._blocked(node):
+            node.inbox.append(op)  # a blocked reactor handles the request later
+            return
+        self._request(node, op)
+
+    def _request(self, node: SimNode, op: Op) -> None:
+        try:
+            if op.kind == "read":
+                node.core.read_index(op.id)
+                node.reads[op.id] = op
             else:
+                term, index = node.core.propose(("%s|%s|%s" % (op.req, op.kind, op.cid)).encode())
                 op.maybe_applied = True
                 node.proposals[index] = (term, op)
-                self._drive_and_check(node)
-        self._schedule(self.client_timeout, "timeout", op)
+        except ClusterError:
+            return  # refused: no effect; the client gives up at its timeout
+        self._drive_and_check(node)
 
     def client_read(self, cid: str, target: str | None = None) -> Op:
         """A linearizable read through ReadIndex on the leader."""
         self._op_ids += 1
         op = Op(self._op_ids, "read", cid, "q%d" % self._op_ids, self.now)
         self.history.append(op)
-        node = self.nodes[target] if target else self._pick_target()
-        if node is not None and node.up and not self._blocked(node):
-            try:
-                node.core.read_index(op.id)
-            except ClusterError:
-                op.ok = False
-                return op
-            node.reads[op.id] = op
-            self._drive(node)
-        self._schedule(self.client_timeout, "timeout", op)
+        self._submit(op, self.nodes[target] if target else self._pick_target())
         return op
 
     def _complete(self, op: Op, ok: bool) -> None:
@@ -562,6 +578,15 @@ class Sim:
         op.ok = None if (op.kind != "read" and op.maybe_applied) else False
         if op.ok is False:
             op.ret = self.now
+
+    def run_until(self, predicate, max_ms: int, step: int = 10) -> bool:
+        """Run in ``step`` ms slices until ``predicate()`` holds; False on timeout."""
+        deadline = self.now + max_ms
+        while self.now < deadline:
+            if predicate():
+                return True
+            self.run_for(step)
+        return bool(predicate())
 
     def acked_writes(self) -> list[Op]:
         return [o for o in self.history if o.kind != "read" and o.ok]
@@ -760,7 +785,9 @@ class Sim:
             if ld is None:
                 continue
             members = ld.core.voters
-            if marker is None or marker.ok is False:
+            if marker is None or (not marker.ok
+                                  and self.now - marker.call > self.client_timeout):
+                # a write of the current term commits everything before it
                 marker = self.client_write("pin", "settle")
                 continue
             if not marker.ok:
