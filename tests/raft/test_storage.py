@@ -252,6 +252,14 @@ def test_install_snapshot_beyond_log(store):
     assert store.term(51) == 4
 
 
+def test_stale_log_base_is_ignored(store):
+    store.append([E(i, 1) for i in range(1, 11)])
+    store.compact(6)
+    store.save(log_base=(3, 1))  # an older snapshot than the log base: no change
+    assert store.log_base() == (6, 1) and store.last_index() == 10
+    assert [e.index for e in store.entries(7, 11)] == [7, 8, 9, 10]
+
+
 def test_second_opener_is_locked_out(store, folder):
     with pytest.raises(StorageLocked, match="in use"):
         RaftStorage.open(folder)

@@ -371,7 +371,7 @@ class RaftStorage:
 
         Applied in this order: ``log_base=(index, term)`` (an installed snapshot:
         entries up to ``index`` are dropped; the whole log is dropped unless it holds
-        ``(index, term)``), ``truncate_from`` (drop entries ``>= index``),
+        ``(index, term)``; ignored when ``index`` is not above the current base), ``truncate_from`` (drop entries ``>= index``),
         ``entries`` (each with ``index``, ``term``, ``kind``, ``data``; contiguous;
         an entry at or below the last index first truncates the log from there),
         ``hard_state=(term, vote)`` and ``commit``.  Nothing is applied if anything
@@ -502,6 +502,8 @@ class _Plan:
                 or (self.base_index, self.base_term) != self.original_base)
 
     def install_base(self, index: int, term: int) -> None:
+        if index <= self.base_index:
+            return  # older than what the log already covers: nothing to drop
         storage = self._storage
         keeps_suffix = (self.base_index < index <= self.last_index
                         and storage.term(index) == term)
