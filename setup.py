@@ -38,6 +38,7 @@ setup(
         "service-identity>=24.1",
         "attrs>=23.1",
         "zope.interface>=6.0",
+        "sortedcontainers>=2.4",
     ],
     extras_require={
         "test": [
