@@ -8,6 +8,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from ipfscluster.config.base import (
     BoolKind,
@@ -432,8 +433,19 @@ def test_bad_replication_factors(rmin, rmax, message):
 
 
 def test_replication_factor_zero_means_everywhere():
-    section = ClusterConfig.from_json(cluster_json(replication_factor_min=0, replication_factor_max=0))
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        section = ClusterConfig.from_json(cluster_json(replication_factor_min=0, replication_factor_max=0))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
     assert (section.replication_factor_min, section.replication_factor_max) == (-1, -1)
+    warned = [formatEvent(e) for e in events if e.get("log_namespace") == "config"]
+    assert warned == [
+        f"cluster.{name} is 0, which is not valid; using -1 (pin on every peer)"
+        for name in ("replication_factor_min", "replication_factor_max")
+    ]
+    assert all(e["log_level"] == LogLevel.warn for e in events if e.get("log_namespace") == "config")
     with pytest.raises(ConfigError, match="is not valid; use -1"):
         attrs.evolve(section, replication_factor_min=0)
 
