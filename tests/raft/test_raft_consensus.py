@@ -223,6 +223,11 @@ def test_ready_leader_and_peers(peers):
     leaders = {peers.run(c.leader()) for c in peers.services.values()}
     assert len(leaders) == 1 and leaders <= set(peers.ids)
     assert peers.run(peers.services[peers.ids[0]].peers()) == sorted(peers.ids)
+    leader = peers.services[leaders.pop()]
+    peers.run(leader.log_pin(pin(5)))
+    for c in peers.services.values():  # leader: ReadIndex; followers: leader contact
+        peers.run(c.wait_for_sync())
+        assert c.state.has(cid(5))
 
 
 def test_pin_from_any_peer_is_committed_everywhere(peers):
@@ -272,7 +277,7 @@ def test_leader_crash_then_restart_loses_nothing(peers):
     assert peers.leader() != first
     back = peers.start(first)
     peers.run(back.wait_for_sync())
-    peers.settle(lambda: back.state.count() == 10)
+    assert back.state.count() == 10
     assert {p.cid for p in back.state.list()} == {cid(n) for n in range(10)}
 
 
@@ -285,7 +290,7 @@ def test_add_and_remove_a_peer(peers):
     peers.run(peers.services[follower].add_peer(newcomer))
     assert peers.run(peers.services[leader].peers()) == sorted(peers.ids + [newcomer])
     peers.run(joining.wait_for_sync())
-    peers.settle(lambda: joining.state.has(cid(7)))
+    assert joining.state.has(cid(7))
     peers.run(peers.services[leader].add_peer(newcomer))  # already there: no-op
     peers.run(peers.services[follower].rm_peer(newcomer))
     assert newcomer not in peers.run(peers.services[leader].peers())
@@ -455,7 +460,7 @@ async def test_three_peers_over_tls_survive_leader_kill_and_restart(tmp_path):
         await back.start()
         _introduce(peers)
         await back.consensus.wait_for_sync()
-        await _poll(reactor, lambda: back.consensus.state.count() == 10)
+        assert back.consensus.state.count() == 10
         assert {p.cid for p in back.consensus.state.list()} == {cid(n) for n in range(10)}
         await back.consensus.log_unpin(pin(0))
         await _poll(reactor, lambda: all(not p.consensus.state.has(cid(0)) for p in peers))

@@ -354,7 +354,8 @@ class RaftConsensus(service.Service):
         started = self.clock.seconds()
         await self._wait_for_leader(timeout)
         remaining = max(0.0, timeout - (self.clock.seconds() - started))
-        d = self.node.when_applied(self.node.commit)
+        d = self.node.sync_point()
+        d.addCallback(self.node.when_applied)
         d.addTimeout(remaining, self.clock)
         try:
             await d
@@ -362,6 +363,9 @@ class RaftConsensus(service.Service):
             raise OperationTimeout(
                 "timed out waiting for the Raft log to be applied (commit %d, applied %d)"
                 % (self.node.commit, self.node.applied)) from None
+        except NotLeader:
+            # leadership moved while we asked: one more round with the new leader
+            await self._wait_for_sync(max(0.0, timeout - (self.clock.seconds() - started)))
 
     async def _commit(self, op: str, pin: Pin) -> None:
         method = "LogPin" if op == PIN_OP else "LogUnpin"

@@ -79,6 +79,9 @@ from ipfscluster.errors import (
 
 log = Logger(namespace="consensus")
 
+# messages only a leader sends: receiving one of the current term is "contact"
+_FROM_LEADER = (messages.AppendEntries, messages.Heartbeat, messages.InstallSnapshot)
+
 #: chunks of a background snapshot serialised per reactor turn
 SNAPSHOT_CHUNKS_PER_TURN = 16
 
@@ -151,6 +154,7 @@ class RaftNode:
         self._read_seq = 0
         self._leader_waiters: list[defer.Deferred] = []
         self._apply_waiters: list[tuple[int, defer.Deferred]] = []
+        self._contact_waiters: list[defer.Deferred] = []
         self._run_call = None
         self._snapshot_call = None
         self._handling = False
@@ -371,6 +375,23 @@ class RaftNode:
             self._apply_waiters.append((index, d))
         return d
 
+    def sync_point(self) -> defer.Deferred:
+        """Fire with an index at least the cluster's commit index at the call.
+
+        On the leader this is a ReadIndex round (:meth:`read_barrier`); on a
+        follower, the commit index after the next message from the leader.  Wait
+        for :meth:`when_applied` of it to be in sync.  Fails with NotLeader (the
+        leader changed), ShuttingDown.
+        """
+        if self.is_leader:
+            return self.read_barrier()
+        d = defer.Deferred(lambda d: self._forget(self._contact_waiters, d))
+        if not self.running:
+            d.errback(self._not_running())
+            return d
+        self._contact_waiters.append(d)
+        return d.addCallback(lambda _: self.commit)
+
     @staticmethod
     def _forget(waiters: list, d: defer.Deferred) -> None:
         waiters[:] = [w for w in waiters if w is not d and not (isinstance(w, tuple) and w[1] is d)]
@@ -400,8 +421,15 @@ class RaftNode:
         try:
             core = self.core
             inbox, self._inbox = self._inbox, []
+            heard = False
             for msg in inbox:
                 core.step(msg)
+                heard = heard or (isinstance(msg, _FROM_LEADER) and msg.src == core.lead
+                                  and msg.term == core.term)
+            if heard and self._contact_waiters:
+                waiters, self._contact_waiters = self._contact_waiters, []
+                for d in waiters:
+                    self._later(d.callback, None)
             self._propose_batch()
             while core.has_ready():
                 rd = core.ready()
@@ -559,6 +587,8 @@ class RaftNode:
         pending += [d for _, d in self._waiting.values()]
         pending += list(self._reads.values()) + [d for _, d in self._ready_reads if d]
         pending += self._leader_waiters + [d for _, d in self._apply_waiters]
+        pending += self._contact_waiters
+        self._contact_waiters = []
         self._proposals, self._waiting, self._reads = [], {}, {}
         self._ready_reads, self._leader_waiters, self._apply_waiters = [], [], []
         for d in pending:
