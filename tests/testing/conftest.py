@@ -130,3 +130,9 @@ def make_stub(clock, network):
     yield make
     for daemon in made:
         daemon.stop()
+
+
+@pytest.fixture
+def stub_of():
+    """Wrap any daemon in a StubKubo client."""
+    return StubKubo

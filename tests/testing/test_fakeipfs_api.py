@@ -554,3 +554,51 @@ def test_error_after_output_started_goes_in_the_trailer(fake, clock):
     assert b"Transfer-Encoding: chunked" in head and b"Trailer: X-Stream-Error" in head
     assert ('{"Ref":"%s","Err":""}' % missing.cid).encode() in body
     assert body.endswith(b"\r\n0\r\nX-Stream-Error: context deadline exceeded\r\n\r\n")
+
+
+def test_instant_pins_pin_content_nobody_has(make_stub, network):
+    stub = make_stub(instant_pins=True)
+    cid = absent_cid()
+    assert stub.post("pin/add", [("arg", cid)]).json() == {"Pins": [cid]}
+    assert network.waiting == 0 and stub.daemon.pin_mode(cid) == "recursive"
+    assert len(stub.daemon.blockstore) == 0
+
+
+def test_indirect_index_follows_pin_changes(stub):
+    events = stub.post("add", files=[("d", None), ("d/x.txt", HELLO)]).lines()
+    root = CID.parse(events[-1]["Hash"])
+    stub.post("pin/add", [("arg", HELLO_CID)])  # also pinned on its own
+    assert stub.daemon.pin_mode(HELLO_CID) == "recursive"
+    stub.post("pin/rm", [("arg", HELLO_CID)])
+    assert stub.daemon.pin_mode(HELLO_CID) == "indirect"
+    stub.post("pin/rm", [("arg", str(root))])
+    assert stub.daemon.pin_mode(HELLO_CID) is None
+    assert stub.post("pin/ls", [("type", "indirect")]).json() == {}
+
+
+def test_shared_directory_network_spans_processes(tmp_path, clock, stub_of):
+    """Two networks on one folder stand for two processes of the standalone command."""
+    from ipfscluster.testing.fakeipfs import FakeIPFS
+    from ipfscluster.testing.fakeipfs.network import SharedDirectoryNetwork
+
+    here = SharedDirectoryNetwork("demo", str(tmp_path), clock)
+    there = SharedDirectoryNetwork("demo", str(tmp_path), clock)
+    a = stub_of(FakeIPFS(clock=clock, network=here))
+    b = stub_of(FakeIPFS(clock=clock, network=there))
+    try:
+        cid = a.add(b"crosses processes")["Hash"]
+        assert b.post("pin/add", [("arg", cid)]).json() == {"Pins": [cid]}
+        assert b.post("id", [("arg", a.daemon.peer_id)]).json()["ID"] == a.daemon.peer_id
+        late = Importer().add_bytes(b"added later over there")
+        pending = b.start("pin/add", [("arg", str(late.cid))])
+        b.flush()
+        a.add(b"added later over there")
+        assert not pending.done  # the other process's block shows up on the next poll
+        clock.advance(there.poll_interval)
+        assert b.finish(pending).json() == {"Pins": [str(late.cid)]}
+        clock.advance(there.poll_interval)  # the idle poller stops
+        assert clock.getDelayedCalls() == []
+    finally:
+        a.daemon.stop()
+        b.daemon.stop()
+    assert b.post("id", [("arg", a.daemon.peer_id)]).status == 500  # a left the network

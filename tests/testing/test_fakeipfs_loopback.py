@@ -20,7 +20,11 @@ from ipfscluster.testing.fakeipfs import FakeIPFS, FakeNetwork
 
 ipfshttpclient = pytest.importorskip("ipfshttpclient")
 
-pytestmark = pytest.mark.loopback
+pytestmark = [
+    pytest.mark.loopback,
+    # ipfshttpclient 0.7 passes urllib3 an argument it deprecated; not ours to fix
+    pytest.mark.filterwarnings("ignore:The 'strict' parameter:FutureWarning"),
+]
 
 
 @pytest.fixture
@@ -143,7 +147,8 @@ def test_standalone_command_serves_the_api(tmp_path):
         "import sys, json, urllib.request\n"
         "from twisted.internet import reactor\n"
         "from ipfscluster.testing.fakeipfs.__main__ import start\n"
-        "daemons = start(reactor, ['--api', '/ip4/127.0.0.1/tcp/0', '--version', '9.9.9'])\n"
+        "daemons = start(reactor, ['--api', '/ip4/127.0.0.1/tcp/0', '--version', '9.9.9',\n"
+        f"                          '--network-dir', {str(tmp_path)!r}])\n"
         "def ask():\n"
         "    base = daemons[0].api_url\n"
         "    from twisted.internet import threads\n"
@@ -162,11 +167,13 @@ def test_standalone_command_serves_the_api(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "listening on /ip4/127.0.0.1/tcp/" in done.stdout
     assert 'REPLY {"Version":"9.9.9"' in done.stdout
+    assert (tmp_path / "peers").is_dir()  # the shared network lives in the given folder
 
 
-def test_standalone_command_rejects_a_bad_address():
+def test_standalone_command_rejects_a_bad_address(tmp_path):
+    command = [sys.executable, "-m", "ipfscluster.testing.fakeipfs"]
     done = subprocess.run(
-        [sys.executable, "-m", "ipfscluster.testing.fakeipfs", "--api", "/ip4/127.0.0.1/udp/1"],
+        command + ["--api", "/ip4/127.0.0.1/udp/1", "--network-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

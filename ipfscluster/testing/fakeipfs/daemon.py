@@ -22,6 +22,7 @@ reactor is only used to listen.
 from __future__ import annotations
 
 import base64
+import collections
 import posixpath
 
 import attrs
@@ -67,6 +68,7 @@ DEFAULT_REPO_VERSION = "16"
 DEFAULT_STORAGE_MAX = 10_000_000_000  # kubo's default Datastore.StorageMax "10GB"
 PROGRESS_INTERVAL = 0.5  # kubo's pin add --progress ticker
 PROGRESS_INCREMENT = 262144  # kubo's add progress granularity
+REQUEST_LOG = 1000
 
 PIN_TYPES = ("direct", "indirect", "recursive", "all")
 _INVALID_TYPE = "invalid type '{}', must be one of {{direct, indirect, recursive, all}}"
@@ -143,6 +145,10 @@ class FakeIPFS:
     :param pin_timeout: seconds a ``pin/add`` waits for missing blocks (None: forever,
         as kubo).
     :param swarm_addresses: the swarm multiaddrs ``id`` reports (without ``/p2p``).
+    :param repo_path: what ``repo/stat`` reports as ``RepoPath``.
+    :param instant_pins: when True, a block no daemon has counts as an empty block
+        fetched at once, so pinning any CID succeeds immediately (benchmarks and
+        demos pinning made-up CIDs); kubo would wait for the content.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class FakeIPFS:
         pin_timeout: float | None = None,
         swarm_addresses=("/ip4/127.0.0.1/tcp/4001",),
         repo_path: str = "/fake/.ipfs",
+        instant_pins: bool = False,
     ):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
@@ -167,13 +174,16 @@ class FakeIPFS:
         self.pin_timeout = pin_timeout
         self.swarm_addresses = list(swarm_addresses)
         self.repo_path = repo_path
+        self.instant_pins = instant_pins
         self.faults = Faults()
         self.network = network if network is not None else FakeNetwork()
         self.blockstore = Blockstore(on_put=self._announce)
-        self.pins: dict[CID, Pin] = {}
+        self.pins: dict[CID, Pin] = {}  # read it; change it with set_pin/unset_pin
+        self._indirect: dict[CID, list[CID]] = {}  # CID -> recursive roots holding it
         self.connected: dict[str, str] = {}  # peer ID -> multiaddr dialled
         self.online = True
-        self.requests: list[Call] = []  # every request seen, for tests
+        # the last REQUEST_LOG requests seen (without bodies), for tests
+        self.requests: collections.deque[Call] = collections.deque(maxlen=REQUEST_LOG)
         self._listener = None  # set by server.listen
         self.network.join(self)
 
@@ -289,7 +299,7 @@ class FakeIPFS:
 
     def _announce(self, multihash: bytes) -> None:
         if self.online:
-            self.network.announce(multihash)
+            self.network.announce(multihash, self.blockstore.get_by_multihash(multihash))
 
     def importer(self, **options) -> Importer:
         """An Importer storing its blocks here (options as :class:`ImportOptions`)."""
@@ -300,7 +310,7 @@ class FakeIPFS:
         ``pin`` is False, and return the root.  For seeding tests."""
         root = self.importer(**options).add_bytes(data)
         if pin:
-            self.pins[root.cid] = Pin(root.cid, "recursive")
+            self.set_pin(root.cid)
         return root
 
     def pin_mode(self, cid) -> str | None:
@@ -320,6 +330,8 @@ class FakeIPFS:
                 data = self.network.find(cid, requester=self)
                 if data is not None:
                     self.blockstore.put(cid, data)
+            if data is None and self.instant_pins:
+                data = b""  # pretend the network had it: an empty block, not stored
             if data is not None:
                 if progress is not None:
                     progress.nodes += 1
@@ -357,14 +369,30 @@ class FakeIPFS:
                 yield cid, link
                 stack.append(link.cid)
 
+    def set_pin(self, cid: CID, mode: str = "recursive", name: str = "") -> None:
+        """Record a pin (``mode`` "recursive" or "direct") without fetching anything.
+        A recursive pin indexes the part of its DAG held locally as indirect pins."""
+        self.unset_pin(cid)
+        self.pins[cid] = Pin(cid, mode, name)
+        if mode == "recursive":
+            for _, link in self._walk_local(cid):
+                self._indirect.setdefault(link.cid, []).append(cid)
+
+    def unset_pin(self, cid: CID) -> Pin | None:
+        """Remove the pin of ``cid`` (and its indirect pins); return it, or None."""
+        pin = self.pins.pop(cid, None)
+        if pin is not None and pin.mode == "recursive":
+            for _, link in self._walk_local(cid):
+                roots = self._indirect.get(link.cid)
+                if roots is not None and cid in roots:
+                    roots.remove(cid)
+                    if not roots:
+                        del self._indirect[link.cid]
+        return pin
+
     def _indirect_via(self, cid: CID) -> CID | None:
-        for pin in self.pins.values():
-            if pin.mode != "recursive":
-                continue
-            for _, link in self._walk_local(pin.cid):
-                if link.cid == cid:
-                    return pin.cid
-        return None
+        roots = self._indirect.get(cid)
+        return roots[0] if roots else None
 
     # --- paths --------------------------------------------------------------------
 
@@ -528,7 +556,7 @@ class FakeIPFS:
             else:
                 root = self._add_leaf(importer, entry, progress, top, emit, silent, single=True)
             if pin:
-                self.pins[root.cid] = Pin(root.cid, "recursive", pin_name)
+                self.set_pin(root.cid, "recursive", pin_name)
 
     def _add_file(self, importer: Importer, data: bytes, name: str, emit, progress: bool) -> Imported:
         if not progress:
@@ -631,17 +659,17 @@ class FakeIPFS:
         if recursive:
             if current is not None and current.mode == "recursive":
                 if name:
-                    self.pins[cid] = attrs.evolve(current, name=name)
+                    self.pins[cid] = attrs.evolve(current, name=name)  # same DAG
                 return
             await self._fetch_dag(cid, progress)
-            self.pins[cid] = Pin(cid, "recursive", name)
+            self.set_pin(cid, "recursive", name)
             log.debug("pinned {cid} recursively", cid=str(cid))
         else:
             await self._get_block(cid, progress)
             current = self.pins.get(cid)
             if current is not None and current.mode == "recursive":
                 raise KuboCommandError(f"pin: {cid} already pinned recursively")
-            self.pins[cid] = Pin(cid, "direct", name)
+            self.set_pin(cid, "direct", name)
 
     async def _pin_many(self, call: Call, progress: _Progress) -> list[str]:
         recursive = call.bool("recursive", True)
@@ -710,7 +738,7 @@ class FakeIPFS:
                 raise KuboCommandError("not pinned or pinned indirectly")
             if pin.mode == "recursive" and not recursive:
                 raise KuboCommandError(f"{cid} is pinned recursively")
-            del self.pins[cid]
+            self.unset_pin(cid)
             log.debug("unpinned {cid}", cid=str(cid))
         return {"Pins": removed}
 
@@ -736,15 +764,8 @@ class FakeIPFS:
                 if pin.mode == "direct":
                     yield pin.cid, "direct", pin.name
         if mode in ("indirect", "all"):
-            seen = set()
-            for pin in list(self.pins.values()):
-                if pin.mode != "recursive":
-                    continue
-                for _, link in self._walk_local(pin.cid):
-                    child = link.cid
-                    if child in seen or child in self.pins:
-                        continue
-                    seen.add(child)
+            for child in list(self._indirect):
+                if child not in self.pins:
                     yield child, "indirect", ""
 
     async def cmd_pin_ls(self, call: Call, out):
@@ -794,9 +815,9 @@ class FakeIPFS:
             await self._with_timeout(
                 defer.Deferred.fromCoroutine(self._fetch_dag(new, _Progress())), self.pin_timeout
             )
-            self.pins[new] = Pin(new, "recursive")
+            self.set_pin(new)
             if unpin:
-                self.pins.pop(old, None)
+                self.unset_pin(old)
         return {"Pins": [str(old), str(new)]}
 
     # --- commands: repo, swarm, config --------------------------------------------
@@ -904,7 +925,7 @@ class FakeIPFS:
                 cid = CID.v1(codec, sha256_multihash(data))
             self.blockstore.put(cid, data)
             if pin:
-                self.pins[cid] = Pin(cid, "recursive")
+                self.set_pin(cid)
             out.emit({"Key": str(cid), "Size": len(data)})
 
     async def cmd_block_get(self, call: Call, out):
