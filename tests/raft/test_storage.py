@@ -7,6 +7,8 @@ import shutil
 import sqlite3
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ipfscluster.consensus.raft.storage import RaftStorage, StoredEntry, entry_crc
 from ipfscluster.errors import (
@@ -450,3 +452,94 @@ def test_close_is_idempotent(folder):
     s.close()
     s.close()
     RaftStorage.open(folder).close()  # the lock was released
+
+
+# --- model-based: random operation sequences against a dict model ---------------------
+
+
+class _Model:
+    def __init__(self):
+        self.log, self.base, self.hard, self.commit = {}, (0, 0), (0, None), 0
+
+    @property
+    def last(self):
+        return max(self.log, default=self.base[0])
+
+    def term(self, index):
+        return self.base[1] if index == self.base[0] else self.log[index][0]
+
+    def truncate(self, index):
+        for i in [i for i in self.log if i >= index]:
+            del self.log[i]
+
+    def install(self, index, term):
+        if index <= self.base[0]:
+            return
+        keep = index <= self.last and self.term(index) == term
+        for i in [i for i in self.log if i <= index or not keep]:
+            del self.log[i]
+        self.base = (index, term)
+
+
+_ops = st.one_of(
+    st.tuples(st.just("append"), st.integers(-3, 1), st.integers(1, 4), st.integers(1, 5)),
+    st.tuples(st.just("truncate"), st.integers(-3, 2)),
+    st.tuples(st.just("compact"), st.integers(-4, 0), st.integers(0, 3)),
+    st.tuples(st.just("install"), st.integers(-2, 4), st.integers(1, 5)),
+    st.tuples(st.just("hard"), st.integers(0, 9), st.sampled_from([None, "a", "b"]),
+              st.integers(0, 5)),
+    st.tuples(st.just("reopen")),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_ops, min_size=1, max_size=14))
+def test_storage_matches_a_simple_model(tmp_path_factory, ops):
+    folder = str(tmp_path_factory.mktemp("model"))
+    s, m = RaftStorage.open(folder), _Model()
+    try:
+        for op in ops:
+            s = _apply_model_op(s, m, op, folder)
+            assert (s.log_base(), s.last_index(), s.hard_state()) == (m.base, m.last, m.hard)
+            assert s.entries(s.first_index(), s.last_index() + 1) == [
+                E(i, m.log[i][0], m.log[i][1]) for i in sorted(m.log)]
+            if m.log:
+                assert s.last_term() == m.log[m.last][0]
+    finally:
+        s.close()
+
+
+def _apply_model_op(s, m, op, folder):
+    kind = op[0]
+    if kind == "append":
+        _, offset, count, term = op
+        first = max(m.last + 1 + offset, m.base[0] + 1)
+        batch = [E(first + k, term, b"d%d-%d" % (first + k, term)) for k in range(count)]
+        if first > m.last + 1:
+            with pytest.raises(RaftStorageError, match="contiguous"):
+                s.append(batch)
+            return s
+        s.append(batch)
+        m.truncate(first)
+        m.log.update({e.index: (e.term, e.data) for e in batch})
+    elif kind == "truncate":
+        index = max(m.last + op[1], m.base[0] + 1)
+        s.truncate_from(index)
+        m.truncate(index)
+    elif kind == "compact" and m.last > m.base[0]:
+        upto = max(m.last + op[1], m.base[0] + 1)
+        new_base = upto - op[2]
+        s.compact(upto, trailing_logs=op[2])
+        if new_base > m.base[0]:
+            m.install(new_base, m.term(new_base))
+    elif kind == "install":
+        index, term = max(0, m.last + op[1]), op[2]
+        s.save(log_base=(index, term))
+        m.install(index, term)
+    elif kind == "hard":
+        s.save(hard_state=(op[1], op[2]), commit=op[3])
+        m.hard, m.commit = (op[1], op[2]), op[3]
+    elif kind == "reopen":
+        s.close()
+        s = RaftStorage.open(folder)
+    return s
