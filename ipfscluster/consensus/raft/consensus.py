@@ -22,7 +22,15 @@ Commits happen on the leader (reference §10.1).  ``log_pin``/``log_unpin``/
    ``network_timeout``) to the leader, which commits it locally (never forwarding
    again); a failed redirect waits ``2 × heartbeat_timeout`` and retries.
 
-The last error is raised when the attempts are used up.  Raft messages travel as
+The last error is raised when the attempts are used up.
+
+Settings: every ``consensus.raft`` key is read; ``election_timeout`` sets the tick
+(a tenth of it) and the election timeout, ``heartbeat_timeout`` the heartbeat
+period (a tenth of it), ``max_append_entries``, ``trailing_logs``,
+``snapshot_threshold``, ``snapshot_interval`` go to the node, the others drive the
+loop above.  Two are accepted for compatibility but have nothing to tune here:
+``commit_timeout`` (group commit batches each reactor turn, no timer needed) and
+``leader_lease_timeout`` (reads use ReadIndex, never a clock lease).  Raft messages travel as
 ``Raft.Message`` RPC calls carrying the encoded message (:class:`RPCRaftTransport`);
 the ``rpc_*`` methods are the handlers the cluster registers for the RPC server.
 This module imports no other component: the RPC client arrives as an
