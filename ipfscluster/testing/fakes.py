@@ -27,6 +27,7 @@ import attrs
 from twisted.application.service import Service
 from twisted.application.internet import TimerService
 from twisted.internet import defer
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ipfscluster.config.durations import Duration
@@ -45,6 +46,7 @@ from ipfscluster.types import Alert, Metric, Pin, PinType
 
 __all__ = ["FakeAllocator", "FakeInformer", "FakePeerMonitor", "FakeState"]
 
+_log = Logger(namespace="monitor")
 _NS = 1_000_000_000
 _FAKE_HEADER = b"fake-state "
 
@@ -206,7 +208,10 @@ class FakePeerMonitor(Service):
         for alert in raised:
             self.raised.append((now, alert))
             for callback in list(self.subscribers):
-                callback(alert)
+                try:
+                    callback(alert)
+                except Exception:
+                    _log.failure("alert subscriber {callback!r} failed", callback=callback)
         return raised
 
 
