@@ -602,3 +602,42 @@ def test_shared_directory_network_spans_processes(tmp_path, clock, stub_of):
         a.daemon.stop()
         b.daemon.stop()
     assert b.post("id", [("arg", a.daemon.peer_id)]).status == 500  # a left the network
+
+
+def test_short_option_names(stub):
+    stub.add(HELLO, params=[("pin", "false")])
+    assert stub.post("pin/add", [("arg", HELLO_CID), ("r", "false")]).status == 200
+    assert stub.daemon.pin_mode(HELLO_CID) == "direct"
+    assert stub.post("pin/ls", [("t", "direct"), ("s", "true")]).lines() == [
+        {"Cid": HELLO_CID, "Type": "direct"}
+    ]
+    reply = stub.post("pin/ls", [("t", "direct"), ("type", "all")])
+    assert (reply.status, reply.body) == (
+        400,
+        b'duplicate command options were provided ("type" and "t")\n',
+    )
+
+
+def test_paths_outside_the_api_are_404_for_any_method(stub):
+    reply = stub.treq.get("http://127.0.0.1:5001/webui")
+    stub.flush()
+    assert reply.result.code == 404
+
+
+def test_repo_gc_removes_unprotected_blocks(stub):
+    kept = stub.add(b"kept")["Hash"]
+    dropped = stub.add(b"x" * 300_000, params=[("pin", "false")])["Hash"]
+    removed = stub.post("repo/gc").lines()
+    assert len(removed) == 3  # the unpinned file: its root and two leaves
+    assert all(set(r) == {"Key"} and r["Key"]["/"].startswith("bafkrei") for r in removed)
+    assert len(stub.daemon.blockstore) == 1
+    assert stub.post("cat", [("arg", kept)]).body == b"kept"
+    assert CID.parse(dropped).multihash not in stub.daemon.blockstore.multihashes()
+
+
+def test_resolve(stub):
+    events = stub.post("add", files=[("d", None), ("d/x.txt", HELLO)]).lines()
+    root = events[-1]["Hash"]
+    assert stub.post("resolve", [("arg", f"/ipfs/{root}/x.txt")]).json() == {
+        "Path": f"/ipfs/{HELLO_CID}"
+    }

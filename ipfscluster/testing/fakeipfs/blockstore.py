@@ -49,7 +49,15 @@ class Blockstore:
 
     def delete(self, cid: CID) -> bool:
         """Remove the block.  Returns True when it was here."""
-        data = self._blocks.pop(cid.multihash, None)
+        return self.delete_multihash(cid.multihash)
+
+    def multihashes(self) -> list[bytes]:
+        """The multihashes of the stored blocks."""
+        return list(self._blocks)
+
+    def delete_multihash(self, multihash: bytes) -> bool:
+        """Remove the block with this multihash.  Returns True when it was here."""
+        data = self._blocks.pop(multihash, None)
         if data is None:
             return False
         self._size -= len(data)

@@ -453,7 +453,7 @@ class FakeIPFS:
         return {
             "ID": daemon.peer_id,
             "PublicKey": daemon.public_key_b64,
-            "Addresses": [f"{a}/p2p/{daemon.peer_id}" for a in daemon.swarm_addresses],
+            "Addresses": [f"{a}/p2p/{daemon.peer_id}" for a in daemon.swarm_addresses] or None,
             "AgentVersion": f"kubo/{daemon.version}/",
             "Protocols": list(PROTOCOLS),
         }
@@ -832,6 +832,33 @@ class FakeIPFS:
             "RepoPath": "" if size_only else self.repo_path,
             "Version": "" if size_only else f"fs-repo@{DEFAULT_REPO_VERSION}",
         }
+
+    async def cmd_repo_gc(self, call: Call, out):
+        """Remove every block no pin protects; stream ``{"Key":{"/":cid}}`` for each
+        (CIDv1 raw: kubo's blockstore only knows multihashes)."""
+        silent = call.bool("silent")
+        call.bool("stream-errors")
+        call.bool("quiet")
+        keep = set()
+        for pin in self.pins.values():
+            keep.add(pin.cid.multihash)
+            if pin.mode == "recursive":
+                keep.update(link.cid.multihash for _, link in self._walk_local(pin.cid))
+        out.stream()
+        for multihash in self.blockstore.multihashes():
+            if multihash in keep:
+                continue
+            self.blockstore.delete_multihash(multihash)
+            if not silent:
+                out.emit({"Key": {"/": str(CID.v1(RAW, multihash))}})
+
+    async def cmd_resolve(self, call: Call, out):
+        args = call.require("name")
+        call.bool("recursive", True)
+        if args[0].startswith("/ipns/"):
+            raise KuboCommandError("the fake daemon does not resolve IPNS names")
+        cid = await self.resolve(args[0])
+        return {"Path": f"/ipfs/{cid}"}
 
     @staticmethod
     def _dial_target(address: str) -> tuple[str, str]:

@@ -65,13 +65,29 @@ COMMANDS = {
     "cat": None,
     "refs": None,
     "pin": {"add": None, "rm": None, "ls": None, "update": None},
-    "repo": {"stat": None},
+    "repo": {"stat": None, "gc": None},
+    "resolve": None,
     "swarm": {"connect": None, "peers": None},
     "config": {"show": None},
     "block": {"put": None, "get": None, "stat": None},
 }
 
 EXPOSED = "X-Stream-Output, X-Chunked-Output, X-Content-Length"
+
+# kubo accepts an option under any of its names; these are the short ones
+ALIASES = {
+    "add": {"q": "quiet", "Q": "quieter", "p": "progress", "n": "only-hash",
+            "w": "wrap-with-directory", "s": "chunker", "t": "trickle", "E": "empty-dirs"},
+    "cat": {"o": "offset", "l": "length"},
+    "pin/add": {"r": "recursive", "n": "name"},
+    "pin/rm": {"r": "recursive"},
+    "pin/ls": {"t": "type", "q": "quiet", "s": "stream", "n": "name"},
+    "refs": {"r": "recursive", "u": "unique", "e": "edges"},
+    "repo/stat": {"s": "size-only", "H": "human"},
+    "repo/gc": {"q": "quiet"},
+    "resolve": {"r": "recursive"},
+    "block/put": {"f": "format"},
+}
 
 
 def go_json(value) -> bytes:
@@ -110,14 +126,22 @@ def resolve_command(path: str) -> tuple[str, list[str]]:
     raise KuboNotFound()
 
 
-def _query(uri: bytes) -> tuple[list[str], dict]:
+def _query(uri: bytes, endpoint: str) -> tuple[list[str], dict]:
+    """Arguments and options of a request URI; short option names are replaced by
+    their long names.  Raises KuboRequestError when both forms are given."""
     query = urllib.parse.urlsplit(uri.decode("utf-8", "replace")).query
-    args, options = [], {}
+    aliases = ALIASES.get(endpoint, {})
+    args, options, spelled = [], {}, {}
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
         if key == "arg":
             args.append(value)
-        else:
-            options.setdefault(key, []).append(value)
+            continue
+        name = aliases.get(key, key)
+        if spelled.setdefault(name, key) != key:
+            raise KuboRequestError(
+                f'duplicate command options were provided ("{key}" and "{spelled[name]}")'
+            )
+        options.setdefault(name, []).append(value)
     return args, options
 
 
@@ -216,6 +240,9 @@ class KuboAPIResource(resource.Resource):
                 abort = getattr(transport, "abortConnection", transport.loseConnection)
                 abort()
             return server.NOT_DONE_YET
+        path = urllib.parse.unquote(request.path.decode("utf-8", "replace"))
+        if not path.startswith(API_PREFIX + "/"):
+            return _plain_error(request, 404, KuboNotFound().message)
         method = request.method.decode("ascii", "replace")
         if method == "OPTIONS":
             request.setResponseCode(204)
@@ -224,12 +251,14 @@ class KuboAPIResource(resource.Resource):
         if method != "POST":
             request.setHeader("Allow", "OPTIONS, POST")
             return _plain_error(request, 405, "405 - Method Not Allowed")
-        path = urllib.parse.unquote(request.path.decode("utf-8", "replace"))
         try:
             endpoint, leading = resolve_command(path)
         except KuboNotFound as e:
             return _plain_error(request, 404, e.message)
-        args, options = _query(request.uri)
+        try:
+            args, options = _query(request.uri, endpoint)
+        except KuboRequestError as e:
+            return _plain_error(request, 400, e.message)
         request.content.seek(0)
         call = Call(
             endpoint=endpoint,
