@@ -70,7 +70,6 @@ from ipfscluster.errors import (
     ClusterError,
     CommitOutcomeUnknown,
     NotLeader,
-    OperationTimeout,
     ProposalDropped,
     RaftCodecError,
     RaftNodeFailed,
