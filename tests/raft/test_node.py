@@ -413,7 +413,15 @@ def test_storage_failure_stops_the_node(cluster, monkeypatch):
         raise StorageCorrupted("disk on fire", path="x", index=None)
 
     monkeypatch.setattr(leader.storage, "save", broken_save)
-    cluster.clock.advance(0)
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        cluster.clock.advance(0)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    failures = [e for e in logged if e.get("log_failure") is not None]
+    assert len(failures) == 1 and failures[0]["log_failure"].check(StorageCorrupted)
+    assert "stops" in failures[0]["log_format"]
     assert not leader.running and isinstance(leader.failed, StorageCorrupted)
     assert pending[0].check(RaftNodeFailed)
     assert outcome(leader.propose(b"pin:more"))[0].check(RaftNodeFailed)

@@ -159,7 +159,6 @@ def test_damaged_newest_falls_back_loudly(snaps, storage, log_lines, damage):
     assert len(errors) == 1 and newest.path in errors[0]["why"]
 
 
-@pytest.mark.allow_logged_errors
 def test_no_valid_snapshot_after_compaction_is_an_error(snaps, storage):
     storage.append([StoredEntry(i, 1, 1, b"x") for i in range(1, 101)])
     meta = snaps.write(1, 80, PEERS, [b"only one"])
