@@ -94,7 +94,11 @@ def _text(s: str) -> bytes:
 
 
 def _peers(peers, table) -> bytes:
-    return varint_encode(len(peers)) + b"".join(varint_encode(table.index(p)) for p in peers)
+    index = table.index
+    numbers = [index(p) for p in peers]
+    if len(numbers) < 0x80 and max(numbers) < 0x80:
+        return bytes([len(numbers), *numbers])  # the usual case: one byte each
+    return varint_encode(len(numbers)) + b"".join(map(varint_encode, numbers))
 
 
 def encode_pin(pin: Pin, table) -> bytes:
