@@ -34,6 +34,8 @@ one argument, one result value).  The Raft layer sends opaque bytes with
 
 from __future__ import annotations
 
+from collections import deque
+
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectError, ConnectionClosed
@@ -79,6 +81,80 @@ class _Link:
         self.next_dial = 0.0
 
 
+class _Call:
+    """One remote call in flight (what its deadline and error messages need)."""
+
+    __slots__ = ("peer_id", "command", "deadline", "timeout", "conn", "sent", "deferred", "timed_out")
+
+    def __init__(self, peer_id, command, deadline):
+        self.peer_id = peer_id
+        self.command = command
+        self.deadline = deadline
+        self.timeout = None
+        self.conn = None
+        self.sent = None  # conn.receptions when the call was sent
+        self.deferred = None
+        self.timed_out = False
+
+
+class _Deadlines:
+    """Timeouts of all calls with one timer instead of a delayed call per call.
+
+    Calls with the same timeout expire in the order they were made, so each timeout
+    value keeps a FIFO queue and only the earliest deadline needs a timer.  A call
+    that ends is forgotten lazily (when it reaches the head of its queue); the
+    timer is cancelled as soon as no call is pending.
+    """
+
+    def __init__(self, clock, on_expiry):
+        self._clock = clock
+        self._on_expiry = on_expiry
+        self._queues: dict[float, deque] = {}
+        self._timer = None
+
+    def add(self, call: _Call) -> None:
+        call.timeout = round(call.deadline - self._clock.seconds(), 6)
+        self._queues.setdefault(call.timeout, deque()).append(call)
+        if self._timer is None or call.deadline < self._timer.getTime():
+            self._schedule()
+
+    def ended(self, call: _Call) -> None:
+        queue = self._queues.get(call.timeout)
+        if queue and queue[0] is call:
+            while queue and queue[0].deferred is None:
+                queue.popleft()
+            if not queue:
+                del self._queues[call.timeout]
+                self._schedule()
+
+    def _schedule(self) -> None:
+        heads = [queue[0].deadline for queue in self._queues.values() if queue]
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if heads:
+            delay = max(0.0, min(heads) - self._clock.seconds())
+            self._timer = self._clock.callLater(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        for timeout, queue in list(self._queues.items()):
+            while queue and (queue[0].deferred is None or queue[0].deadline <= now):
+                call = queue.popleft()
+                if call.deferred is not None:
+                    self._on_expiry(call)
+            if not queue:
+                self._queues.pop(timeout, None)
+        self._schedule()
+
+    def cancel(self) -> None:
+        """Stop the timer (the pending calls are failed by their connections)."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
 @implementer(IRPCClient)
 class RPCClient:
     """Calls commands on cluster peers over AMP/TLS (see the module docstring).
@@ -116,6 +192,7 @@ class RPCClient:
         self._protocols: set = set()
         self._closing = False
         self._closed_waiters: list[Deferred] = []
+        self._deadlines = _Deadlines(reactor, self._expired)
 
     @property
     def local_peer(self) -> str:
@@ -210,7 +287,7 @@ class RPCClient:
                 address=proto.address,
                 peer=peer,
             )
-            proto.retire()
+            proto.abort()
             return
         link = self._link(peer)
         current = link.conn
@@ -368,47 +445,71 @@ class RPCClient:
         arguments = arguments or {}
         if not peer_id or peer_id == self.peer_id:
             return self.responders.dispatch_local(command, self.peer_id, arguments)
-        timeout = self.network_timeout if timeout is None else timeout
-        context = {"conn": None, "sent": None}
-        d = Deferred.fromCoroutine(self._remote(peer_id, command, arguments, context))
+        if self._closing:
+            return _failed(ShuttingDown("the cluster RPC client is shutting down"))
+        call = _Call(peer_id, command, self.clock.seconds() + (self.network_timeout if timeout is None else timeout))
+        link = self._links.get(peer_id)
+        conn = link.conn if link is not None else None
+        if conn is not None and conn.usable:
+            # fast path: no coroutine, no extra Deferred (pipelined calls are cheap)
+            call.conn, call.sent = conn, conn.receptions
+            d = conn.callRemote(command, **arguments)
+        else:
+            d = Deferred.fromCoroutine(self._connect_then_call(call, arguments))
+        call.deferred = d
+        self._deadlines.add(call)
+        d.addBoth(self._call_ended, call)
+        return d
 
-        def timed_out(result, seconds):
-            conn = context["conn"]
-            if conn is not None and not conn.closed and conn.last_received <= context["sent"]:
-                log.warn(
-                    "nothing received from peer {peer} at {address} for {seconds:g}s: "
-                    "dropping the connection as dead",
-                    peer=peer_id,
-                    address=conn.address,
-                    seconds=seconds,
-                )
-                conn.abort()
+    async def _connect_then_call(self, call, arguments):
+        conn = await self._connection(call.peer_id)
+        call.conn, call.sent = conn, conn.receptions
+        return await conn.callRemote(call.command, **arguments)
+
+    def _call_ended(self, result, call):
+        """Last callback of every remote call: translate its failure; forget its deadline."""
+        call.deferred = None
+        self._deadlines.ended(call)
+        if not isinstance(result, Failure):
+            return result
+        peer_id, name, conn = call.peer_id, _name(call.command), call.conn
+        if call.timed_out and result.check(CancelledError):
             return Failure(
                 RPCTimeout(
-                    f"peer {peer_id} did not answer {_name(command)} within {seconds:g}s "
+                    f"peer {peer_id} did not answer {name} within {call.timeout:g}s "
                     "(consensus.raft.network_timeout); check that it runs and is reachable",
                     peer_id=peer_id,
                 )
             )
+        if result.check(ConnectionClosed, amp.ProtocolSwitched):
+            return Failure(
+                PeerConnectionLost(
+                    f"the connection to peer {peer_id} at {conn.address} was lost before it "
+                    f"answered {name} ({type(result.value).__name__}); the next call re-dials it",
+                    peer_id=peer_id,
+                )
+            )
+        if result.check(amp.UnhandledCommand):
+            return Failure(UnknownCommand(f"peer {peer_id} does not handle {name}"))
+        if result.check(amp.UnknownRemoteError, amp.RemoteAmpError):
+            return Failure(RemoteError(f"peer {peer_id} failed handling {name}: {result.value}"))
+        return result
 
-        d.addTimeout(timeout, self.clock, onTimeoutCancel=timed_out)
-        return d
-
-    async def _remote(self, peer_id, command, arguments, context):
-        conn = await self._connection(peer_id)
-        context["conn"], context["sent"] = conn, self.clock.seconds()
-        try:
-            return await conn.callRemote(command, **arguments)
-        except (ConnectionClosed, amp.ProtocolSwitched) as err:
-            raise PeerConnectionLost(
-                f"the connection to peer {peer_id} at {conn.address} was lost before it answered "
-                f"{_name(command)} ({err.__class__.__name__}); the next call re-dials it",
-                peer_id=peer_id,
-            ) from None
-        except amp.UnhandledCommand:
-            raise UnknownCommand(f"peer {peer_id} does not handle {_name(command)}") from None
-        except (amp.UnknownRemoteError, amp.RemoteAmpError) as err:
-            raise RemoteError(f"peer {peer_id} failed handling {_name(command)}: {err}") from None
+    def _expired(self, call) -> None:
+        """``call`` reached its deadline: cancel it; drop its connection if it went silent."""
+        conn = call.conn
+        if conn is not None and not conn.closed and conn.receptions == call.sent:
+            log.warn(
+                "nothing received from peer {peer} at {address} for {seconds:g}s: "
+                "dropping the connection as dead",
+                peer=call.peer_id,
+                address=conn.address,
+                seconds=call.timeout,
+            )
+            conn.abort()
+        if call.deferred is not None:
+            call.timed_out = True
+            call.deferred.cancel()
 
     def call_all(self, peer_ids, command, arguments: dict | None = None, *, timeout=None) -> Deferred:
         """Call ``command`` on every peer of ``peer_ids`` at once.

@@ -92,7 +92,7 @@ class PeerProtocol(amp.AMP):
         self.remote_release: str | None = None
         self._ready_outcome: tuple[bool, object] | None = None
         self._ready_waiters: list[Deferred] = []
-        self.last_received = node.clock.seconds()
+        self.receptions = 0  # reads from the socket so far (liveness of the connection)
         self._hello_sent = False
         self._inflight_in = 0
         self._goodbye_state = None  # None, "sent", "done"
@@ -124,7 +124,7 @@ class PeerProtocol(amp.AMP):
             d.addCallbacks(self._hello_answered, self._hello_failed)
 
     def dataReceived(self, data):
-        self.last_received = self.node.clock.seconds()
+        self.receptions += 1
         amp.AMP.dataReceived(self, data)
 
     def connectionLost(self, reason):

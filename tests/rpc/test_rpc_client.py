@@ -465,3 +465,26 @@ def test_server_start_warns_loudly_without_a_secret(net):
     warnings = [e for e in events if e.get("log_namespace") == "rpc" and e["log_level"].name == "warn"]
     assert len(warnings) == 1
     assert "NOT protected" in warnings[0]["log_format"] and warnings[0]["listen"] == "/ip4/0.0.0.0/tcp/9096"
+
+
+def test_each_call_keeps_its_own_timeout(net, make_peers):
+    a, b = make_peers(2)
+    b.responders.register(commands.ClusterPinGet, lambda caller, cid: Deferred())
+    b.responders.register(commands.ClusterStatus, lambda caller, cid: Deferred())
+    warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(warm), Exception)
+    slow = a.client.call_command(b.peer_id, commands.ClusterPinGet, {"cid": "QmA"}, timeout=3.0)
+    quick = a.client.call_command(b.peer_id, commands.ClusterStatus, {"cid": "QmB"}, timeout=1.0)
+    answered = a.client.call_command(b.peer_id, commands.ClusterVersion, timeout=2.0)
+    net.run()
+    assert not isinstance(result_of(answered), Exception)
+    net.advance(1.0)
+    assert isinstance(result_of(quick), errors.RPCTimeout) and not slow.called
+    net.advance(1.9)
+    assert not slow.called
+    net.advance(0.1)
+    error = result_of(slow)
+    assert isinstance(error, errors.RPCTimeout) and "within 3s" in str(error)
+    # the deadline timer is gone once nothing is pending (the fixture checks it too)
+    assert not [c for c in net.reactor.getDelayedCalls() if c.active()]

@@ -286,6 +286,8 @@ def test_different_secret_fails_on_both_sides_with_one_clear_line(reactor, rpc_l
         lines = lines_of(rpc_log, peer)
         assert len(lines) == 1, lines
         assert "cluster secrets probably differ" in lines[0]
+    assert len(rpc_log) == 2  # nothing else was logged about it
+    assert {e["log_level"].name for e in rpc_log} == {"error"}
 
 
 @pytest.mark.allow_logged_errors
