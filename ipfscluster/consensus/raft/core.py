@@ -378,12 +378,14 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """True when :meth:`ready` has something for the driver."""
-        return bool(
-            self._msgs or self._unstable_from <= self.last_index
-            or self._pending_snapshot is not None or self.applied < self.commit
-            or self._read_states or self._dropped_reads
-            or self._prev_hs != HardState(self.term, self.vote, self.commit)
-            or self._soft_state() != self._prev_soft)
+        if (self._msgs or self._unstable_from <= self.last_index
+                or self._pending_snapshot is not None or self.applied < self.commit
+                or self._read_states or self._dropped_reads):
+            return True
+        hs, soft = self._prev_hs, self._prev_soft
+        return (hs.term != self.term or hs.vote != self.vote or hs.commit != self.commit
+                or soft.lead != self.lead or soft.role != self.role
+                or soft.voters != self.voters)
 
     def _soft_state(self) -> SoftState:
         return SoftState(self.lead, self.role, self.voters)
