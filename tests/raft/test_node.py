@@ -397,6 +397,19 @@ def test_malformed_messages_are_dropped(cluster):
     assert cluster.leader() is not None  # still works
 
 
+def test_messages_claiming_another_source_are_dropped(cluster):
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    term = follower.core.term
+    forged = messages.encode(messages.Heartbeat("intruder", follower.id, term + 5, 0))
+    follower.receive(forged, sender="someone-else")
+    cluster.clock.advance(0)
+    assert follower.core.term == term  # a higher term would have been adopted
+    follower.receive(forged, sender="intruder")
+    cluster.clock.advance(0)
+    assert follower.core.term == term + 5  # the same bytes from their real sender
+
+
 def test_stopped_node_fails_calls(cluster):
     node = cluster.nodes["A"]
     node.stop()

@@ -292,9 +292,10 @@ class RaftConsensus(service.Service):
     # --- RPC handlers (registered by the cluster) -----------------------------------
 
     def rpc_raft_message(self, caller: str, payload: bytes) -> None:
-        """``Raft.Message``: hand the encoded message to the node."""
+        """``Raft.Message``: hand the encoded message to the node (its claimed source
+        must be the authenticated caller)."""
         if self.node is not None:
-            self.node.receive(payload)
+            self.node.receive(payload, sender=caller)
 
     def rpc_log_pin(self, caller: str, pin: Pin) -> defer.Deferred:
         """``Consensus.LogPin`` on the leader: commit here (NotLeader if we are not)."""

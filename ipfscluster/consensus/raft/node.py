@@ -239,14 +239,22 @@ class RaftNode:
 
     # --- inputs -------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
-        """Hand an encoded Raft message from a peer to the node (never raises)."""
+    def receive(self, data: bytes, sender: str | None = None) -> None:
+        """Hand an encoded Raft message from a peer to the node (never raises).
+
+        ``sender``: the authenticated peer ID of the connection it came on; a
+        message claiming another source is dropped.
+        """
         if not self.running:
             return
         try:
             msg = messages.decode(data)
         except RaftCodecError as exc:
             log.warn("dropping a malformed raft message: {error}", error=exc)
+            return
+        if sender is not None and msg.src != sender:
+            log.warn("dropping a raft message from {sender} claiming to come from {src}",
+                     sender=sender, src=msg.src)
             return
         self._inbox.append(msg)
         self._schedule_run()
