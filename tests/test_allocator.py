@@ -244,3 +244,19 @@ def test_invalid_replication(rmin, rmax, message):
 @pytest.mark.parametrize("rmin, rmax", [(-1, -1), (1, 1), (2, 5)])
 def test_valid_replication(rmin, rmax):
     check_replication(rmin, rmax)
+
+
+def test_allocate_with_the_monitor_function():
+    from twisted.internet.task import Clock
+
+    from ipfscluster.config.monitor import MonBasicConfig
+    from ipfscluster.monitor import PeerMonitor
+
+    clock = Clock()
+    clock.advance(NOW / 10**9)
+    monitor = PeerMonitor(MonBasicConfig(), clock)
+    for peer, value in ((A, 5), (B, 50), (C, 20)):
+        monitor.log_metric(metric(peer, value))
+    monitor.log_metric(metric(D, 99, name="numpin"))
+    got = allocate(CID0, 2, 2, [], monitor.latest_metrics, DescendingAllocator(), NOW)
+    assert got == [B, C]

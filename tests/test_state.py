@@ -198,3 +198,71 @@ def test_state_memory_benchmark_quick():
     assert result["scenario"] == "B5" and result["ok"] is True
     assert {r["shape"] for r in result["results"]} == {"allocated", "everywhere"}
     assert all(0 < r["bytes_per_pin"] <= 500 for r in result["results"])
+
+
+# --- model-based: MapState against a dict, with listings open across changes ---------------
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+_SMALL_PINS = st.builds(
+    lambda i, name, alloc: pin(i, name=name, allocations=tuple(PEERS[:alloc]),
+                               replication_factor_min=alloc or -1, replication_factor_max=alloc or -1),
+    st.integers(0, 15),
+    st.sampled_from(["", "a", "é"]),
+    st.integers(0, 3),
+)
+
+
+class StateMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.state = MapState()
+        self.model: dict[bytes, Pin] = {}
+        self.listings = []  # (iterator, expected remaining pins)
+
+    @rule(p=_SMALL_PINS)
+    def add(self, p):
+        self.state.add(p)
+        self.model[p.cid.to_bytes()] = p
+
+    @rule(i=st.integers(0, 15))
+    def rm(self, i):
+        key = cid(i).to_bytes()
+        if key in self.model:
+            self.state.rm(cid(i))
+            del self.model[key]
+        else:
+            with pytest.raises(NotFound):
+                self.state.rm(cid(i))
+
+    @rule()
+    def open_listing(self):
+        expected = [self.model[k] for k in sorted(self.model)]
+        self.listings.append((self.state.list(), expected))
+
+    @rule(steps=st.integers(1, 4))
+    def advance_listings(self, steps):
+        for iterator, expected in self.listings:
+            for _ in range(steps):
+                if expected:
+                    assert next(iterator) == expected.pop(0)
+
+    @rule()
+    def snapshot_and_restore(self):
+        out = io.BytesIO()
+        assert self.state.snapshot(out) == len(self.model)
+        self.state = MapState() if len(self.model) % 2 else self.state
+        self.state.restore(io.BytesIO(out.getvalue()))
+
+    @invariant()
+    def matches_model(self):
+        assert self.state.count() == len(self.model)
+        assert list(self.state.list()) == [self.model[k] for k in sorted(self.model)]
+
+    def teardown(self):
+        for iterator, expected in self.listings:
+            assert list(iterator) == expected
+
+
+TestStateMachine = StateMachine.TestCase
+TestStateMachine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)

@@ -28,7 +28,7 @@ are ordered by peer ID, so the answer is deterministic.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from twisted.logger import Logger
 
@@ -82,7 +82,7 @@ def allocate(
     rpl_min: int,
     rpl_max: int,
     current_allocations: Sequence,
-    metrics: Mapping[str, Iterable],
+    metrics: Mapping[str, Iterable] | Callable[[str], Iterable],
     allocator,
     now_ns: int,
     blacklist: Iterable = (),
@@ -92,7 +92,8 @@ def allocate(
 
     ``metrics`` maps a metric name to the latest metrics of that name (one per peer;
     a later one for the same peer is ignored), as ``IPeerMonitor.latest_metrics``
-    returns them; a peer is usable when it has a valid, unexpired metric for every
+    returns them, or is that function itself (``monitor.latest_metrics``); a peer
+    is usable when it has a valid, unexpired metric for every
     name in ``allocator.metrics()``.  ``allocator`` is an :class:`IPinAllocator`,
     ``now_ns`` the current time in unix nanoseconds (from the injected clock).
 
@@ -103,6 +104,8 @@ def allocate(
     if rpl_min == EVERYWHERE:
         return []
     names = list(allocator.metrics())
+    if callable(metrics):
+        metrics = {name: metrics(name) for name in names}
     usable = _usable_metrics(names, metrics, now_ns, set(blacklist))
     allocated = set(current_allocations)
     preferred = set(user_allocations)
