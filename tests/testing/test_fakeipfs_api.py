@@ -641,3 +641,21 @@ def test_resolve(stub):
     assert stub.post("resolve", [("arg", f"/ipfs/{root}/x.txt")]).json() == {
         "Path": f"/ipfs/{HELLO_CID}"
     }
+
+
+def test_unparsable_timeout_gets_kubos_empty_answer(stub, fake):
+    reply = stub.post("pin/add", [("arg", HELLO_CID), ("timeout", "soon")])
+    assert (reply.status, reply.body) == (200, b"")
+    assert fake.pins == {}  # the command did not run
+
+
+def test_client_leaving_a_hung_request_frees_it(stub, fake):
+    hang = fake.faults.hang()
+    pending = stub.start("id")
+    stub.flush()
+    assert hang.waiting == 1
+    pending.cancel()
+    stub.flush()
+    assert hang.waiting == 0 and pending.done
+    fake.faults.clear()
+    assert stub.post("id").status == 200

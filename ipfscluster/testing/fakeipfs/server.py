@@ -295,9 +295,11 @@ class KuboAPIResource(resource.Resource):
         timeout = None
         if call.has("timeout"):
             try:
-                timeout = parse_duration(call.str("timeout")) / 1e9
-            except (InvalidDuration, KuboRequestError) as e:
-                out.error(KuboCommandError(str(e), 1))
+                timeout = max(0.0, parse_duration(call.str("timeout")) / 1e9)
+            except (InvalidDuration, KuboRequestError):
+                # kubo's handler returns without a word here: an empty 200
+                request.setHeader("Server", f"kubo/{self.daemon.version}")
+                request.setHeader("Content-Length", "0")
                 request.finish()
                 return
         work = defer.Deferred.fromCoroutine(self._run(call, out))
