@@ -1,0 +1,913 @@
+"""The cluster peer: builds every component from the configuration and runs the flows.
+
+:class:`Cluster` is the only place that knows every component (DESIGN.md §3).  It
+
+- **builds** them from a :class:`~ipfscluster.config.service.ServiceConfig`
+  (:func:`build_cluster`), each one optionally injected (tests pass fakes);
+- **starts** them in order — shared state → RPC → consensus → IPFS connector,
+  tracker, monitor, informer → APIs — and **stops** them in reverse, each to
+  completion (:meth:`Cluster.start`, :meth:`Cluster.stop`);
+- **serves the RPC** of the other peers (it registers every handler of
+  :mod:`ipfscluster.rpc.commands` it implements);
+- runs the **flows** of DESIGN.md §5: pin (allocate, commit through Raft), the apply
+  step (shared state → tracker), status/sync/recover fan-outs, metrics, failover.
+
+Departures from upstream 0.3.0, on purpose:
+
+- Metrics are sent to **every** peer of the peerset, not to the leader only, so any
+  peer can allocate with the same view and a new leader has the metrics at once
+  (modern upstream's pubsub monitor does the same).
+- The monitor raises an alert once per expiry (not on every check), and the leader
+  re-allocates the pins of the expired peer once per alert, so one blip does not
+  re-commit every pin on every check.
+- A pin whose allocations and options are unchanged is not committed again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, AsyncIterator, Iterable
+
+import attrs
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from zope.interface import implementer
+
+import ipfscluster
+from ipfscluster.cid import CID
+from ipfscluster.errors import (
+    ClusterError,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    ShuttingDown,
+)
+from ipfscluster.interfaces import ICluster
+from ipfscluster.multiaddr import Multiaddr
+from ipfscluster.rpc import commands as C
+from ipfscluster.types import (
+    ID,
+    IPFSID,
+    GlobalPinInfo,
+    Pin,
+    PinInfo,
+    PinOptions,
+    TrackerStatus,
+    Version,
+)
+
+log = Logger(namespace="cluster")
+
+#: how long start-up waits for consensus before giving up (reference §2.2: 30 s)
+CONSENSUS_START_TIMEOUT = 30.0
+RPC_PROTOCOL = "/ipfscluster/%s/rpc" % ipfscluster.__version__
+
+
+def now_ns(clock) -> int:
+    """The injected clock's time in unix nanoseconds."""
+    return int(clock.seconds() * 1_000_000_000)
+
+
+@attrs.frozen
+class Components:
+    """Everything a :class:`Cluster` runs, built by :func:`build_cluster`."""
+
+    state: Any
+    rpc_client: Any
+    rpc_server: Any
+    responders: Any
+    consensus: Any
+    connector: Any
+    tracker: Any
+    monitor: Any
+    informer: Any
+    allocator: Any
+    apis: tuple = ()
+
+
+@implementer(ICluster)
+class Cluster:
+    """One cluster peer (see the module docstring).
+
+    :param config: the peer's :class:`ServiceConfig`.
+    :param components: its :class:`Components`.
+    :param clock: ``IReactorTime`` of every timer the cluster owns.
+    """
+
+    def __init__(self, config, components: Components, clock):
+        self.config = config
+        self.c = components
+        self.clock = clock
+        self.peer_id = config.cluster.peer_id
+        self.peername = config.cluster.peername
+        self._loops: list[task.LoopingCall] = []
+        self._publishers: list = []
+        self._calls: list = []
+        self._started: list = []
+        self._ready = False
+        self._stopping = False
+        self._unsubscribe = None
+        self._ready_waiters: list[defer.Deferred] = []
+        self._background: set[defer.Deferred] = set()
+        self._register_rpc()
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every component in order; readiness follows in the background.
+
+        Raises what a component raises when it cannot start (the components started
+        so far are stopped again first).
+        """
+        c = self.c
+        try:
+            await self._start_one(c.rpc_server)
+            for peer in self.config.cluster.peers:
+                self._learn_address(peer)
+            await self._start_one(c.consensus)
+            await self._start_one(c.connector)
+            await self._start_one(c.tracker)
+            await self._start_one(c.monitor)
+            await self._start_one(c.informer)
+            for api in c.apis:
+                await self._start_one(api)
+        except BaseException:
+            await self._stop_started()
+            raise
+        self._unsubscribe = c.monitor.subscribe_alerts(self._on_alert)
+        self._track_background(defer.Deferred.fromCoroutine(self._become_ready()))
+        log.info(
+            "IPFS Cluster v{version} peer {peer_id} listening on: {addresses}",
+            version=ipfscluster.__version__,
+            peer_id=self.peer_id,
+            addresses=", ".join(str(a) for a in self.addresses()),
+        )
+
+    async def _start_one(self, component) -> None:
+        if component is None:
+            return
+        await defer.maybeDeferred(component.startService)
+        self._started.append(component)
+
+    async def _become_ready(self) -> None:
+        try:
+            await self._with_timeout(self.c.consensus.ready(), CONSENSUS_START_TIMEOUT)
+        except defer.TimeoutError:
+            log.error(
+                "consensus start timed out after {seconds:g}s: no leader could be elected. "
+                "Check that the peers in cluster.peers are running and share the cluster "
+                "secret; shutting down",
+                seconds=CONSENSUS_START_TIMEOUT,
+            )
+            self._track_background(defer.Deferred.fromCoroutine(self.stop()))
+            return
+        except (ShuttingDown, defer.CancelledError):
+            return
+        self._ready = True
+        peers = await self.c.consensus.peers()
+        others = [p for p in peers if p != self.peer_id]
+        for p in others:
+            log.info("    - {peer}", peer=p)
+        log.info("IPFS Cluster is ready; {n} other peers: {peers}", n=len(others), peers=others)
+        self._start_publishers()
+        self._start_loops()
+        delay = self.config.ipfshttp.connect_swarms_delay.seconds
+        self._calls.append(self.clock.callLater(delay, self._connect_swarms))
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(None)
+        await self._state_sync()
+
+    def ready(self) -> defer.Deferred:
+        """A Deferred firing once consensus is ready and the loops run."""
+        if self._ready:
+            return defer.succeed(None)
+        if self._stopping:
+            return defer.fail(ShuttingDown())
+        d = defer.Deferred()
+        self._ready_waiters.append(d)
+        return d
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready
+
+    async def stop(self) -> None:
+        """Stop loops, then every component in reverse order, each to completion.
+
+        Idempotent.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        self._ready = False
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.errback(ShuttingDown())
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        for call in self._calls:
+            if call.active():
+                call.cancel()
+        self._calls = []
+        for pub in self._publishers:
+            if pub.running:
+                await defer.maybeDeferred(pub.stopService)
+        self._publishers = []
+        for d in list(self._background):
+            d.cancel()
+        await self._stop_started()
+
+    async def _stop_started(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await defer.maybeDeferred(component.stopService)
+            except Exception:
+                log.failure("stopping {component} failed", component=type(component).__name__)
+
+    def _track_background(self, d: defer.Deferred) -> None:
+        self._background.add(d)
+
+        def done(result):
+            self._background.discard(d)
+            if isinstance(result, defer.Failure) and not result.check(
+                defer.CancelledError, ShuttingDown
+            ):
+                log.failure("background task failed", result)
+            return None
+
+        d.addBoth(done)
+
+    def _with_timeout(self, d: defer.Deferred, seconds: float) -> defer.Deferred:
+        return d.addTimeout(seconds, self.clock)
+
+    # --- periodic work --------------------------------------------------------------
+
+    def _start_loops(self) -> None:
+        cfg = self.config.cluster
+        for interval, fn in (
+            (cfg.state_sync_interval.seconds, self._state_sync),
+            (cfg.ipfs_sync_interval.seconds, self._ipfs_sync),
+        ):
+            loop = task.LoopingCall(self._guarded, fn)
+            loop.clock = self.clock
+            loop.start(interval, now=False)
+            self._loops.append(loop)
+
+    async def _guarded(self, fn) -> None:
+        try:
+            await fn()
+        except (ShuttingDown, defer.CancelledError):
+            pass
+        except ClusterError as err:
+            log.warn("{what} failed: {error}", what=fn.__name__.strip("_"), error=str(err))
+
+    async def _state_sync(self) -> None:
+        """Shared state → tracker: track what is missing, untrack what is gone."""
+        await defer.maybeDeferred(self.c.tracker.state_sync, self.c.state.list())
+
+    async def _ipfs_sync(self) -> None:
+        """Tracker ↔ IPFS daemon (reference §7.3 SyncAll)."""
+        await defer.maybeDeferred(self.c.tracker.sync_all)
+
+    def _start_publishers(self) -> None:
+        from ipfscluster.monitor.publisher import MetricPublisher, ping_metric
+
+        ping_interval = self.config.cluster.monitor_ping_interval.seconds
+        informer = self.c.informer
+        pubs = [
+            MetricPublisher(
+                self.clock,
+                ping_interval,
+                lambda: ping_metric(self.clock, self.peer_id, ping_interval),
+                self._publish_metric,
+                name="ping",
+            )
+        ]
+        if informer is not None:
+            pubs.append(
+                MetricPublisher(
+                    self.clock,
+                    informer.ttl / 2.0,
+                    informer.get_metric,
+                    self._publish_metric,
+                    retry_interval=0.5,
+                    name=informer.name,
+                )
+            )
+        for pub in pubs:
+            pub.startService()
+            self._publishers.append(pub)
+
+    async def _publish_metric(self, metric) -> None:
+        """Store ``metric`` here and send it to every other peer of the peerset."""
+        metric = attrs.evolve(metric, peer=self.peer_id)
+        self.c.monitor.log_metric(metric)
+        peers = [p for p in await self.c.consensus.peers() if p != self.peer_id]
+        if peers:
+            await self.c.rpc_client.call_all(peers, C.PeerMonitorLogMetric, {"metric": metric})
+
+    def _connect_swarms(self) -> None:
+        self._track_background(defer.Deferred.fromCoroutine(self._do_connect_swarms()))
+
+    async def _do_connect_swarms(self) -> None:
+        addresses = []
+        async for ident in self.peers():
+            if ident.id == self.peer_id or ident.ipfs is None:
+                continue
+            addresses.extend(ident.ipfs.addresses)
+        for addr in addresses:
+            try:
+                await self.c.connector.swarm_connect(addr)
+            except ClusterError as err:
+                log.debug("swarm connect to {addr} failed: {error}", addr=str(addr), error=str(err))
+
+    # --- failover -------------------------------------------------------------------
+
+    def _on_alert(self, alert) -> None:
+        if alert.name != "ping" or self._stopping or not self._ready:
+            return
+        self._track_background(defer.Deferred.fromCoroutine(self._repin_from(alert.peer)))
+
+    async def _repin_from(self, peer: str) -> None:
+        """Leader only: re-allocate every pin allocated to ``peer`` (blacklisted)."""
+        if await self.c.consensus.leader() != self.peer_id:
+            return
+        pins = [p for p in self.c.state.list() if peer in p.allocations]
+        if pins:
+            log.info("peer {peer} is down: re-allocating {n} pins", peer=peer, n=len(pins))
+        for pin in pins:
+            try:
+                await self._allocate_and_commit(pin, blacklist=(peer,))
+            except ClusterError as err:
+                log.warn("re-allocating {cid} failed: {error}", cid=str(pin.cid), error=str(err))
+
+    # --- the apply step -------------------------------------------------------------
+
+    def on_apply(self, op: str, pin: Pin) -> None:
+        """Called by consensus for every committed pin/unpin (after the state changed)."""
+        tracker = self.c.tracker
+        if op == "pin":
+            d = defer.maybeDeferred(tracker.track, pin)
+        else:
+            d = defer.maybeDeferred(tracker.untrack, pin.cid)
+        d.addErrback(self._apply_failed, op, pin)
+
+    @staticmethod
+    def _apply_failed(failure, op, pin):
+        if failure.check(ShuttingDown, defer.CancelledError):
+            return None
+        log.failure("telling the tracker about {op} {cid} failed", failure, op=op, cid=str(pin.cid))
+        return None
+
+    # --- ICluster: identity and peers ----------------------------------------------
+
+    def addresses(self) -> list[Multiaddr]:
+        server = self.c.rpc_server
+        listen = self.config.cluster.listen_multiaddress
+        port = getattr(server, "port", None)
+        if port is not None:
+            host, portnum = server.address()
+            if listen.host in ("0.0.0.0", "::"):
+                hosts = ["127.0.0.1"]
+                try:
+                    hosts += [socket.gethostbyname(socket.gethostname())]
+                except OSError:
+                    pass
+                addrs = [Multiaddr.from_host_port(h, portnum) for h in dict.fromkeys(hosts)]
+            else:
+                addrs = [Multiaddr.from_host_port(host, portnum)]
+        else:
+            addrs = [listen]
+        return [a.with_peer_id(self.peer_id) for a in addrs]
+
+    def version(self) -> Version:
+        return Version(version=ipfscluster.__version__)
+
+    async def _id(self) -> ID:
+        ipfs = await self.c.connector.id()
+        try:
+            peers = await self.c.consensus.peers()
+        except ClusterError as err:
+            peers, error = [self.peer_id], str(err)
+        else:
+            error = ""
+        others = []
+        for p in peers:
+            addr = self.c.rpc_client.peer_address(p) if p != self.peer_id else None
+            if addr is not None:
+                others.append(Multiaddr.parse(str(addr)).with_peer_id(p))
+        return ID(
+            id=self.peer_id,
+            addresses=tuple(self.addresses()),
+            cluster_peers=tuple(peers),
+            cluster_peers_addresses=tuple(others),
+            version=ipfscluster.__version__,
+            commit="",
+            rpc_protocol_version=RPC_PROTOCOL,
+            error=error,
+            ipfs=ipfs,
+            peername=self.peername,
+        )
+
+    def id(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._id())
+
+    async def peers(self) -> AsyncIterator[ID]:
+        members = await self.c.consensus.peers()
+        results = await self.c.rpc_client.call_all(members, C.ClusterID)
+        for peer in sorted(members):
+            result = results[peer]
+            if isinstance(result, defer.Failure):
+                yield ID(id=peer, error=result.getErrorMessage())
+            else:
+                yield result["id"]
+
+    def peer_add(self, peer_id_or_multiaddr) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._peer_add(peer_id_or_multiaddr))
+
+    async def _peer_add(self, target) -> ID:
+        text = str(target)
+        if text.startswith("/"):
+            maddr = Multiaddr.parse(text)
+            if maddr.peer_id is None:
+                raise InvalidInput(
+                    f"the multiaddress {text} has no /p2p/<peer ID> part; add it", value=text
+                )
+            peer = maddr.peer_id
+            members = await self.c.consensus.peers()
+            results = await self.c.rpc_client.call_all(
+                members, C.PeerManagerAddPeer, {"multiaddr": str(maddr)}
+            )
+            failed = [p for p, r in results.items() if isinstance(r, defer.Failure)]
+            if failed:
+                raise ClusterError(
+                    "error broadcasting new peer's address: all cluster members need to be "
+                    "healthy for this operation to succeed. Try removing any unhealthy peers. "
+                    "Check the logs for more information about the error. (unreachable: %s)"
+                    % ", ".join(sorted(failed))
+                )
+        else:
+            from ipfscluster.identity import validate_peer_id
+
+            peer = validate_peer_id(text)
+        await self.c.consensus.add_peer(peer)
+        result = await self.c.rpc_client.call_command(peer, C.ClusterID)
+        return result["id"]
+
+    def peer_remove(self, peer_id: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._peer_remove(peer_id))
+
+    async def _peer_remove(self, peer_id: str) -> None:
+        from ipfscluster.identity import validate_peer_id
+
+        peer_id = validate_peer_id(peer_id)
+        members = await self.c.consensus.peers()
+        if peer_id not in members:
+            raise NotFound(f"peer {peer_id} is not a member of this cluster")
+        for pin in [p for p in self.c.state.list() if peer_id in p.allocations]:
+            try:
+                await self._allocate_and_commit(pin, blacklist=(peer_id,))
+            except ClusterError as err:
+                log.warn("re-allocating {cid} failed: {error}", cid=str(pin.cid), error=str(err))
+        await self.c.consensus.rm_peer(peer_id)
+
+    def _learn_address(self, maddr) -> None:
+        maddr = Multiaddr.parse(str(maddr))
+        if maddr.peer_id and maddr.peer_id != self.peer_id:
+            self.c.rpc_client.add_peer_address(maddr.peer_id, maddr.without_peer_id())
+
+    # --- ICluster: pins ----------------------------------------------------------------
+
+    def pin(self, cid, options: PinOptions | None = None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._pin(CID.parse(cid), options or PinOptions()))
+
+    async def _pin(self, cid: CID, options: PinOptions) -> Pin:
+        self._check_running()
+        pin = Pin.new(cid, self._with_defaults(options), timestamp=now_ns(self.clock))
+        return await self._allocate_and_commit(pin)
+
+    def _with_defaults(self, options: PinOptions) -> PinOptions:
+        cfg = self.config.cluster
+        rmin, rmax = options.replication_factor_min, options.replication_factor_max
+        if rmin == 0:
+            rmin = cfg.replication_factor_min
+        if rmax == 0:
+            rmax = cfg.replication_factor_max
+        if rmin == -1 or rmax == -1:
+            rmin = rmax = -1
+        return attrs.evolve(options, replication_factor_min=rmin, replication_factor_max=rmax)
+
+    async def _allocate_and_commit(self, pin: Pin, blacklist: Iterable[str] = ()) -> Pin:
+        from ipfscluster.allocator import allocate
+
+        existing = self.c.state.get(pin.cid) if self.c.state.has(pin.cid) else None
+        names = list(self.c.allocator.metrics()) if self.c.allocator is not None else []
+        metrics = {name: self.c.monitor.latest_metrics(name) for name in names}
+        allocations = allocate(
+            pin.cid,
+            pin.replication_factor_min,
+            pin.replication_factor_max,
+            existing.allocations if existing is not None else (),
+            metrics,
+            self.c.allocator,
+            now_ns(self.clock),
+            blacklist=blacklist,
+            user_allocations=pin.user_allocations,
+        )
+        pin = attrs.evolve(pin, allocations=tuple(allocations))
+        if existing is not None and _same_pin(existing, pin):
+            return existing
+        await self.c.consensus.log_pin(pin)
+        return pin
+
+    def pin_path(self, path, options=None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._pin_path(path, options or PinOptions()))
+
+    async def _pin_path(self, path, options) -> Pin:
+        cid = await self.c.connector.resolve(path)
+        return await self._pin(CID.parse(cid), options)
+
+    def unpin(self, cid) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._unpin(CID.parse(cid)))
+
+    async def _unpin(self, cid: CID) -> Pin:
+        self._check_running()
+        try:
+            pin = self.c.state.get(cid)
+        except NotFound:
+            raise NotFound(f"{cid} is not pinned in the cluster (not part of the shared state)") from None
+        await self.c.consensus.log_unpin(pin)
+        return pin
+
+    def unpin_path(self, path) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._unpin_path(path))
+
+    async def _unpin_path(self, path) -> Pin:
+        cid = await self.c.connector.resolve(path)
+        return await self._unpin(CID.parse(cid))
+
+    def pin_update(self, from_cid, to_cid, options=None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._pin_update(CID.parse(from_cid), CID.parse(to_cid), options))
+
+    async def _pin_update(self, from_cid: CID, to_cid: CID, options) -> Pin:
+        try:
+            old = self.c.state.get(from_cid)
+        except NotFound:
+            raise NotFound(f"cannot update from {from_cid}: it is not pinned in the cluster") from None
+        opts = old.options if options is None else options
+        opts = attrs.evolve(opts, pin_update=from_cid)
+        pin = Pin.new(to_cid, self._with_defaults(opts), timestamp=now_ns(self.clock))
+        pin = attrs.evolve(pin, allocations=old.allocations)
+        return await self._allocate_and_commit(pin)
+
+    async def pins(self, pin_types=None) -> AsyncIterator[Pin]:
+        for pin in self.c.state.list(pin_types):
+            yield pin
+
+    def pin_get(self, cid) -> defer.Deferred:
+        try:
+            return defer.succeed(self.c.state.get(CID.parse(cid)))
+        except ClusterError as err:
+            return defer.fail(err)
+
+    def _check_running(self) -> None:
+        if self._stopping:
+            raise ShuttingDown("the peer is shutting down")
+
+    # --- ICluster: status, sync, recover ---------------------------------------------
+
+    async def _members(self) -> list[str]:
+        return list(await self.c.consensus.peers())
+
+    def _error_info(self, cid, peer: str, error: str) -> PinInfo:
+        return PinInfo(
+            cid=cid,
+            peer=peer,
+            status=TrackerStatus.CLUSTER_ERROR,
+            timestamp=now_ns(self.clock),
+            error=error,
+        )
+
+    @staticmethod
+    def _global(cid, infos: Iterable[PinInfo]) -> GlobalPinInfo:
+        gpi = GlobalPinInfo(cid)
+        for info in infos:
+            gpi = gpi.add(info)
+        return gpi
+
+    async def _fanout_one(self, command, cid: CID, members) -> GlobalPinInfo:
+        results = await self.c.rpc_client.call_all(members, command, {"cid": str(cid)})
+        infos = []
+        for peer in members:
+            r = results[peer]
+            if isinstance(r, defer.Failure):
+                infos.append(self._error_info(cid, peer, r.getErrorMessage()))
+            else:
+                infos.append(r["info"])
+        return self._global(cid, infos)
+
+    def status(self, cid, local: bool = False) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._status(CID.parse(cid), local))
+
+    async def _status(self, cid: CID, local: bool) -> GlobalPinInfo:
+        members = [self.peer_id] if local else await self._members()
+        return await self._fanout_one(C.PinTrackerStatus, cid, members)
+
+    def sync(self, cid, local: bool = False) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._sync(CID.parse(cid), local))
+
+    async def _sync(self, cid: CID, local: bool) -> GlobalPinInfo:
+        members = [self.peer_id] if local else await self._members()
+        return await self._fanout_one(C.ClusterSyncLocal, cid, members)
+
+    def recover(self, cid, local: bool = False) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._recover(CID.parse(cid), local))
+
+    async def _recover(self, cid: CID, local: bool) -> GlobalPinInfo:
+        members = [self.peer_id] if local else await self._members()
+        return await self._fanout_one(C.ClusterRecoverLocal, cid, members)
+
+    async def status_all(self, status_filter=None, local: bool = False, cids=None) -> AsyncIterator[GlobalPinInfo]:
+        if cids:
+            for cid in cids:
+                gpi = await self._status(CID.parse(cid), local)
+                if status_filter is None or gpi.match(status_filter):
+                    yield gpi
+            return
+        members = [self.peer_id] if local else await self._members()
+        merged: dict = {}
+        order: list = []
+
+        async def collect(peer):
+            try:
+                async for page in self.c.rpc_client.iter_pages(peer, C.PinTrackerStatusAll):
+                    for info in page:
+                        if info.cid not in merged:
+                            order.append(info.cid)
+                            merged[info.cid] = [info]
+                        else:
+                            merged[info.cid].append(info)
+            except ClusterError as err:
+                return err
+            return None
+
+        outcomes = await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(collect(p)) for p in members]
+        )
+        failed = {p: e for p, e in zip(members, outcomes) if e is not None}
+        for cid in order:
+            infos = merged[cid] + [self._error_info(cid, p, str(e)) for p, e in failed.items()]
+            gpi = self._global(cid, infos)
+            if status_filter is None or gpi.match(status_filter):
+                yield gpi
+
+    async def _fanout_all(self, command, local: bool) -> AsyncIterator[GlobalPinInfo]:
+        members = [self.peer_id] if local else await self._members()
+        results = await self.c.rpc_client.call_all(members, command)
+        merged: dict = {}
+        for peer in members:
+            r = results[peer]
+            if isinstance(r, defer.Failure):
+                log.warn("{command} on {peer} failed: {error}", command=command.commandName.decode(),
+                         peer=peer, error=r.getErrorMessage())
+                continue
+            for info in r["items"]:
+                merged.setdefault(info.cid, []).append(info)
+        for cid, infos in merged.items():
+            yield self._global(cid, infos)
+
+    def sync_all(self, local: bool = False) -> AsyncIterator[GlobalPinInfo]:
+        return self._fanout_all(C.ClusterSyncAllLocal, local)
+
+    def recover_all(self, local: bool = False) -> AsyncIterator[GlobalPinInfo]:
+        return self._fanout_all(C.ClusterRecoverAllLocal, local)
+
+    # --- ICluster: monitoring ----------------------------------------------------------
+
+    def alerts(self) -> list:
+        return list(self.c.monitor.alerts())
+
+    def metric_names(self) -> list[str]:
+        return list(self.c.monitor.metric_names())
+
+    def latest_metrics(self, name: str) -> defer.Deferred:
+        return defer.succeed(list(self.c.monitor.latest_metrics(name)))
+
+    def connect_graph(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._connect_graph())
+
+    async def _connect_graph(self):
+        from ipfscluster.types import ConnectGraph
+
+        members = await self._members()
+        ids = {}
+        async for ident in self.peers():
+            ids[ident.id] = ident
+        cluster_links = {}
+        for peer in members:
+            ident = ids.get(peer)
+            if ident is not None and not ident.error:
+                cluster_links[peer] = tuple(p for p in ident.cluster_peers if p != peer)
+        swarm = await self.c.rpc_client.call_all(members, C.IPFSConnectorSwarmPeers)
+        ipfs_links = {}
+        cluster_to_ipfs = {}
+        for peer in members:
+            ident = ids.get(peer)
+            if ident is not None and ident.ipfs is not None and ident.ipfs.id:
+                cluster_to_ipfs[peer] = ident.ipfs.id
+                r = swarm.get(peer)
+                if r is not None and not isinstance(r, defer.Failure):
+                    ipfs_links[ident.ipfs.id] = tuple(r["peers"] or ())
+        return ConnectGraph(
+            cluster_id=self.peer_id,
+            id_to_peername={p: ids[p].peername for p in ids if ids[p].peername},
+            ipfs_links=ipfs_links,
+            cluster_links=cluster_links,
+            cluster_trust_links={p: True for p in members},
+            cluster_to_ipfs=cluster_to_ipfs,
+        )
+
+    def repo_stat(self, local: bool = False) -> defer.Deferred:
+        return self.c.connector.repo_stat()
+
+    def ipfs_api_url(self) -> str:
+        node = self.config.ipfshttp.node_multiaddress
+        host = node.host
+        if ":" in host:
+            host = "[%s]" % host
+        return "http://%s:%d" % (host, node.port)
+
+    async def add(self, parts, params):  # pragma: no cover - issue [6/10]
+        raise NotReady("adding content through the cluster is not implemented yet")
+        yield  # noqa: unreachable: makes this an async generator
+
+    # --- RPC handlers -------------------------------------------------------------------
+
+    def _register_rpc(self) -> None:
+        r = self.c.responders
+        rv = r.register_value
+        consensus = self.c.consensus
+        tracker = self.c.tracker
+        connector = self.c.connector
+        monitor = self.c.monitor
+        for command, handler in [
+            (C.RaftMessage, consensus.rpc_raft_message),
+            (C.ConsensusLogPin, consensus.rpc_log_pin),
+            (C.ConsensusLogUnpin, consensus.rpc_log_unpin),
+            (C.ConsensusAddPeer, consensus.rpc_add_peer),
+            (C.ConsensusRmPeer, consensus.rpc_rm_peer),
+            (C.ConsensusPeers, consensus.rpc_peers),
+        ]:
+            rv(command, handler)
+        if hasattr(consensus, "rpc_install_snapshot_chunk"):
+            rv(C.RaftInstallSnapshotChunk, consensus.rpc_install_snapshot_chunk)
+
+        rv(C.ClusterID, lambda caller, _: self.id())
+        rv(C.ClusterVersion, lambda caller, _: self.version())
+        rv(C.ClusterPin, lambda caller, pin: self._allocate_and_commit(pin))
+        rv(C.ClusterUnpin, lambda caller, pin: self.unpin(pin.cid))
+        rv(C.ClusterPinGet, lambda caller, cid: self.pin_get(cid))
+        rv(C.ClusterStatus, lambda caller, cid: self.status(cid))
+        rv(C.ClusterStatusLocal, lambda caller, cid: tracker.status(CID.parse(cid)))
+        rv(C.ClusterSyncLocal, lambda caller, cid: tracker.sync(CID.parse(cid)))
+        rv(C.ClusterRecoverLocal, lambda caller, cid: self._recover_local(cid))
+        rv(C.ClusterSyncAllLocal, lambda caller, _: _listed(tracker.sync_all()))
+        rv(C.ClusterRecoverAllLocal, lambda caller, _: _listed(tracker.recover_all()))
+        rv(C.ClusterPeerRemove, lambda caller, peer: self.peer_remove(peer))
+        rv(C.ClusterRemoteMultiaddrForPeer, self._remote_multiaddr_for)
+
+        rv(C.PinTrackerTrack, lambda caller, pin: tracker.track(pin))
+        rv(C.PinTrackerUntrack, lambda caller, pin: tracker.untrack(pin.cid))
+        rv(C.PinTrackerStatus, lambda caller, cid: tracker.status(CID.parse(cid)))
+        rv(C.PinTrackerRecover, lambda caller, cid: tracker.recover(CID.parse(cid)))
+        r.register(C.PinTrackerStatusAll, self._tracker_status_page)
+
+        rv(C.IPFSConnectorID, lambda caller, _: connector.id())
+        rv(C.IPFSConnectorSwarmPeers, lambda caller, _: connector.swarm_peers())
+        rv(C.IPFSConnectorFreeSpace, lambda caller, _: connector.free_space())
+        rv(C.IPFSConnectorRepoSize, lambda caller, _: connector.repo_size())
+
+        rv(C.PeerMonitorLogMetric, lambda caller, metric: monitor.log_metric(metric))
+        rv(C.PeerMonitorLatestMetrics, lambda caller, name: list(monitor.latest_metrics(name)))
+        rv(C.PeerManagerAddPeer, lambda caller, multiaddr: self._learn_address(multiaddr))
+
+    async def _recover_local(self, cid) -> PinInfo:
+        return await self.c.tracker.recover(CID.parse(cid))
+
+    def _remote_multiaddr_for(self, caller, peer):
+        addr = self.c.rpc_client.remote_address(peer)
+        if addr is None:
+            from ipfscluster.errors import PeerUnreachable
+
+            raise PeerUnreachable(f"no connections to: {peer}")
+        host, port = addr
+        return str(Multiaddr.from_host_port(host, port).with_peer_id(peer))
+
+    async def _tracker_status_page(self, caller, cursor=None, limit=None):
+        limit = limit or C.DEFAULT_PAGE_SIZE
+        items = list(await defer.maybeDeferred(self.c.tracker.status_all))
+        items.sort(key=lambda info: str(info.cid))
+        start = 0
+        if cursor:
+            keys = [str(i.cid) for i in items]
+            import bisect
+
+            start = bisect.bisect_right(keys, cursor)
+        page = items[start : start + limit]
+        next_cursor = str(page[-1].cid) if start + limit < len(items) and page else None
+        return {"items": page, "next_cursor": next_cursor}
+
+
+async def _listed(d) -> list:
+    result = await defer.maybeDeferred(lambda: d)
+    return list(result)
+
+
+def _same_pin(a: Pin, b: Pin) -> bool:
+    """Equal but for the timestamp: such a pin is not committed again."""
+    return attrs.evolve(a, timestamp=0) == attrs.evolve(b, timestamp=0)
+
+
+# --- building from the configuration -----------------------------------------------------
+
+
+def build_cluster(config, reactor, *, alloc: str = "disk-freespace", connector=None,
+                  tracker=None, state=None, apis_factory=None) -> Cluster:
+    """Build a :class:`Cluster` (nothing started) from ``config``.
+
+    ``connector``, ``tracker`` and ``state`` replace the real components when given
+    (tests); ``apis_factory(cluster)`` returns the API services to run.
+    """
+    from ipfscluster import allocator as allocators
+    from ipfscluster import informer as informers
+    from ipfscluster.consensus.raft.consensus import RaftConsensus
+    from ipfscluster.monitor.basic import PeerMonitor
+    from ipfscluster.rpc.client import RPCClient
+    from ipfscluster.rpc.server import Responders, RPCServer
+    from ipfscluster.rpc.tls import ClusterTLS
+    from ipfscluster.state.mapstate import MapState
+
+    cfg = config.cluster
+    peer_id = cfg.peer_id
+    if state is None:
+        state = MapState()
+    responders = Responders()
+    tls = ClusterTLS(cfg.identity.private_key, cfg.secret, reactor)
+    rpc_client = RPCClient(reactor, tls, responders, network_timeout=config.raft.network_timeout.seconds)
+    rpc_server = RPCServer(reactor, rpc_client, cfg.listen_multiaddress)
+    if connector is None:
+        from ipfscluster.ipfsconn.ipfshttp import IPFSHTTPConnector
+
+        connector = IPFSHTTPConnector(config.ipfshttp, reactor)
+    if tracker is None:
+        from ipfscluster.pintracker.tracker import MapPinTracker
+
+        tracker = MapPinTracker(peer_id, connector, config.pintracker, reactor, peername=cfg.peername)
+    kind, allocator_cls = allocators.strategy(alloc)
+    informer_cfg = config.disk_informer if kind == "disk" else config.numpin_informer
+    informer = informers.build(kind, informer_cfg, connector, reactor, peer_id)
+    allocator = allocator_cls(informer.name)
+    peer_ids = [Multiaddr.parse(str(p)).peer_id for p in cfg.peers]
+    holder: dict = {}
+    consensus = RaftConsensus(
+        peer_id=peer_id,
+        config=config.raft,
+        data_folder=config.raft_data_folder(),
+        state=state,
+        rpc=rpc_client,
+        clock=reactor,
+        peers=[p for p in peer_ids if p],
+        on_apply=lambda op, pin: holder["cluster"].on_apply(op, pin),
+    )
+
+    def current_peers():
+        node = getattr(consensus, "node", None)
+        return node.voters if node is not None else [peer_id]
+
+    monitor = PeerMonitor(config.monitor, reactor, peers=current_peers)
+    components = Components(
+        state=state,
+        rpc_client=rpc_client,
+        rpc_server=rpc_server,
+        responders=responders,
+        consensus=consensus,
+        connector=connector,
+        tracker=tracker,
+        monitor=monitor,
+        informer=informer,
+        allocator=allocator,
+    )
+    cluster = Cluster(config, components, reactor)
+    holder["cluster"] = cluster
+    if apis_factory is not None:
+        cluster.c = attrs.evolve(components, apis=tuple(apis_factory(cluster)))
+    os.makedirs(config.folder, exist_ok=True)
+    return cluster
