@@ -303,6 +303,12 @@ class RPCClient:
                 dialler=self._dialler(keep),
             )
             drop.retire()
+        if link.failures:
+            log.info(
+                "peer {peer} is reachable again at {address}",
+                peer=peer,
+                address=proto.address,
+            )
         link.failures = 0
         link.next_dial = 0.0
         self._wake(link)

@@ -302,7 +302,8 @@ class PeerProtocol(amp.AMP):
         if failure.check(ClusterError):
             tag = failure.value.amp_tag()
             text = str(failure.value)
-            fatal = isinstance(failure.value, IncompatibleProtocol)
+            # a refused version exchange closes the connection after the answer
+            fatal = isinstance(failure.value, IncompatibleProtocol) and command in (None, commands.Hello)
         else:
             log.failure(
                 "handler of {command} failed for peer {peer}",

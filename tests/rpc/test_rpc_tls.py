@@ -406,3 +406,28 @@ def test_incompatible_protocol_versions_refuse_each_other(reactor, rpc_log, clos
     for peer in (a, b):
         [line] = lines_of(rpc_log, peer)
         assert f"version {newer}" in line and f"version {ours}" in line, line
+
+
+def test_commands_before_the_version_exchange_are_refused(reactor, closer):
+    pumps, peers = closer
+    a, b = Peer(reactor, SECRET), Peer(reactor, SECRET)
+    peers += [a, b]
+    address = IPv4Address("TCP", "127.0.0.1", 9096)
+    client = a.client.client_factory(b.peer_id).buildProtocol(address)
+    rude = client.wrappedProtocol
+    answers = []
+
+    def skip_hello():  # an impostor that authenticated but skips the version exchange
+        rude.peer_id = b.peer_id
+        rude.callRemote(commands.ClusterVersion).addBoth(answers.append)
+
+    rude.handshakeCompleted = skip_hello
+    server = b.client.server_factory().buildProtocol(address)
+    c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+    pumps.append(pump)
+    settle(reactor, pump)
+    [answer] = answers
+    assert answer.check(errors.IncompatibleProtocol)
+    assert "before the RPC version exchange" in str(answer.value)
+    assert b.handled == []
+    assert rude.closed  # the acceptor closed the connection
