@@ -10,7 +10,23 @@ acknowledged write survived.
 
 from __future__ import annotations
 
+import math
+
 from ipfscluster.consensus.raft import sim as simmod
+from ipfscluster.testing.linearizability import Operation, check_history
+
+
+def linearizable(sim):
+    ops = []
+    for o in sim.history:
+        if o.ok is False:
+            continue
+        if o.kind == "read":
+            if o.ok:
+                ops.append(Operation(o.id, "status", o.cid, o.call, o.ret, o.value))
+        else:
+            ops.append(Operation(o.id, o.kind, o.cid, o.call, o.ret if o.ok else math.inf))
+    return check_history(ops)
 
 
 def test_t28_nemesis_soak_500_seeds_x_300_steps():
@@ -20,6 +36,8 @@ def test_t28_nemesis_soak_500_seeds_x_300_steps():
         events += s.events
         acked += len(s.acked_writes())
         terms += len(s.checker.leaders)
+        result = linearizable(s)
+        assert result.ok, (seed, result.failing_cid, result.explanation)
     # the runs did real work: many events, many acknowledged writes, many elections
     assert events > 500 * 300
     assert acked > 10_000

@@ -542,6 +542,8 @@ class Sim:
         self._request(node, op)
 
     def _request(self, node: SimNode, op: Op) -> None:
+        if op.ok is not None:
+            return  # the client gave up (or was answered) while the node was blocked
         try:
             if op.kind == "read":
                 node.core.read_index(op.id)
