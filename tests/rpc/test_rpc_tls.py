@@ -63,12 +63,18 @@ def settle(reactor, *pumps, rounds=200):
     raise AssertionError("the in-memory connection did not settle")
 
 
-def connect(reactor, dialler: Peer, acceptor: Peer, expected: str | None = None):
-    """Connect ``dialler`` to ``acceptor`` in memory; return (client TLS, server TLS, pump)."""
+def connect(reactor, dialler: Peer, acceptor: Peer, expected: str | None = None, prepare=None):
+    """Connect ``dialler`` to ``acceptor`` in memory.
+
+    ``prepare(protocol)`` may alter the dialling ``PeerProtocol`` first.  Returns
+    the dialling and the accepting ``PeerProtocol`` and the pump.
+    """
     address = IPv4Address("TCP", "127.0.0.1", 9096)
     client = dialler.client.client_factory(expected or acceptor.peer_id).buildProtocol(address)
     server = acceptor.client.server_factory().buildProtocol(address)
     wrapped = client.wrappedProtocol, server.wrappedProtocol
+    if prepare is not None:
+        prepare(client.wrappedProtocol)
     c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
     settle(reactor, pump)
     return wrapped[0], wrapped[1], pump
@@ -391,14 +397,12 @@ def test_incompatible_protocol_versions_refuse_each_other(reactor, rpc_log, clos
     pumps, peers = closer
     a, b = Peer(reactor, SECRET), Peer(reactor, SECRET)
     peers += [a, b]
-    address = IPv4Address("TCP", "127.0.0.1", 9096)
-    client = a.client.client_factory(b.peer_id).buildProtocol(address)
-    dialling = client.wrappedProtocol
-    dialling.protocol_version = commands.PROTOCOL_VERSION + 1
-    server = b.client.server_factory().buildProtocol(address)
-    c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+
+    def newer(protocol):
+        protocol.protocol_version = commands.PROTOCOL_VERSION + 1
+
+    dialling, _, pump = connect(reactor, a, b, prepare=newer)
     pumps.append(pump)
-    settle(reactor, pump)
     error = outcome(dialling.when_ready())
     assert isinstance(error, errors.IncompatibleProtocol)
     assert not a.client.connected_peers() and not b.client.connected_peers()
@@ -412,22 +416,19 @@ def test_commands_before_the_version_exchange_are_refused(reactor, closer):
     pumps, peers = closer
     a, b = Peer(reactor, SECRET), Peer(reactor, SECRET)
     peers += [a, b]
-    address = IPv4Address("TCP", "127.0.0.1", 9096)
-    client = a.client.client_factory(b.peer_id).buildProtocol(address)
-    rude = client.wrappedProtocol
     answers = []
 
-    def skip_hello():  # an impostor that authenticated but skips the version exchange
-        rude.peer_id = b.peer_id
-        rude.callRemote(commands.ClusterVersion).addBoth(answers.append)
+    def rude(protocol):  # an impostor that authenticated but skips the version exchange
+        def skip_hello():
+            protocol.peer_id = b.peer_id
+            protocol.callRemote(commands.ClusterVersion).addBoth(answers.append)
 
-    rude.handshakeCompleted = skip_hello
-    server = b.client.server_factory().buildProtocol(address)
-    c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+        protocol.handshakeCompleted = skip_hello
+
+    dialling, _, pump = connect(reactor, a, b, prepare=rude)
     pumps.append(pump)
-    settle(reactor, pump)
     [answer] = answers
     assert answer.check(errors.IncompatibleProtocol)
     assert "before the RPC version exchange" in str(answer.value)
     assert b.handled == []
-    assert rude.closed  # the acceptor closed the connection
+    assert dialling.closed  # the acceptor closed the connection
