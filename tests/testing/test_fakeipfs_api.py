@@ -659,3 +659,17 @@ def test_client_leaving_a_hung_request_frees_it(stub, fake):
     assert hang.waiting == 0 and pending.done
     fake.faults.clear()
     assert stub.post("id").status == 200
+
+
+def test_option_values_are_checked_like_kubo(stub):
+    reply = stub.post("pin/ls", [("type", "direct"), ("type", "recursive")])
+    assert (reply.status, reply.body) == (
+        400,
+        b"expected key type to have only a single value, received [direct recursive]\n",
+    )
+    reply = stub.post("cat", [("arg", HELLO_CID), ("offset", "")])
+    assert reply.body == b'could not convert empty value to type "int" (for option "-offset")\n'
+    data = bytes(range(20))
+    cid = stub.add(data)["Hash"]
+    assert stub.post("cat", [("arg", cid), ("offset", "010")]).body == data[8:]  # octal
+    assert stub.post("cat", [("arg", cid), ("offset", "0x3")]).body == data[3:]

@@ -241,3 +241,91 @@ def test_encode_multipart_round_trip():
     body, content_type = encode_multipart([("d", None), ("d/x y.txt", b"data")])
     [directory] = parse_tree(body, content_type)
     assert directory.children["x y.txt"].data == b"data"
+
+
+def test_directories_kubo_would_shard_are_refused():
+    child = Importer().add_bytes(b"x")
+    entries = [(f"{i:0200d}", child) for i in range(1200)]  # 1200 * 234 bytes > 256 KiB
+    with pytest.raises(InvalidInput, match="HAMT"):
+        Importer().add_directory(entries)
+    Importer().add_directory(entries[:1000])  # just under the threshold
+
+
+@given(
+    size=st.integers(0, 40),
+    chunk=st.integers(1, 7),
+    links=st.integers(2, 5),
+    raw=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_imported_files_read_back(size, chunk, links, raw):
+    """Whatever the layout, walking the DAG gives the content back and the sizes add up."""
+    data = bytes(range(size))
+    blocks = {}
+    options = ImportOptions(raw_leaves=raw, chunk_size=chunk, max_links=links)
+    root = Importer(options, lambda cid, block: blocks.setdefault(cid, block)).add_bytes(data)
+
+    def read(cid):
+        if cid.codec == RAW:
+            return blocks[cid], len(blocks[cid])
+        node = decode_pbnode(blocks[cid])
+        fs = decode_unixfs(node.data)
+        parts = [read(link.cid) for link in node.links]
+        assert len(node.links) <= links
+        assert [link.tsize for link in node.links] == [p[1] for p in parts]
+        assert fs.filesize == len(fs.data or b"") + sum(len(p[0]) for p in parts)
+        total = len(blocks[cid]) + sum(p[1] for p in parts)
+        return (fs.data or b"") + b"".join(p[0] for p in parts), total
+
+    content, total = read(root.cid)
+    assert content == data and total == root.size and root.filesize == size
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.text("abc xyz%+/é", min_size=1, max_size=4), min_size=1, max_size=3),
+            st.binary(max_size=30),
+        ),
+        max_size=5,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_multipart_round_trip(files):
+    """Bodies built like kubo's client parse back to the same files."""
+    paths = {}
+    for components, data in files:
+        clean = [c.replace("/", "_").strip() or "_" for c in components]
+        clean = [c if c not in (".", "..") else "_" for c in clean]
+        paths.setdefault("/".join(clean), data)
+    # a path cannot be both a file and a directory
+    names = sorted(paths)
+    paths = {p: d for p, d in paths.items() if not any(o.startswith(p + "/") for o in names)}
+    body, content_type = encode_multipart(paths.items())
+    found = {}
+
+    def walk(entry):
+        if isinstance(entry, DirectoryEntry):
+            for child in entry.children.values():
+                walk(child)
+        else:
+            found[entry.path] = entry.data
+
+    for entry in parse_tree(body, content_type):
+        walk(entry)
+    assert found == paths
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("10", 10), ("-10", -10), ("+7", 7), ("010", 8), ("0x1f", 31), ("0o17", 15), ("0b101", 5),
+     ("0", 0), ("1_000", 1000), ("", None), ("--1", None), ("9223372036854775808", None)],
+)
+def test_parse_go_int(text, value):
+    from ipfscluster.testing.fakeipfs.call import parse_go_int
+
+    if value is None:
+        with pytest.raises(ValueError):
+            parse_go_int(text)
+    else:
+        assert parse_go_int(text) == value

@@ -14,7 +14,7 @@ import attrs
 
 from ipfscluster.testing.fakeipfs.errors import KuboRequestError
 
-__all__ = ["Call", "parse_bool"]
+__all__ = ["Call", "parse_bool", "parse_go_int"]
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -27,6 +27,25 @@ def parse_bool(text: str) -> bool:
     if text in _FALSE:
         return False
     raise ValueError(text)
+
+
+def parse_go_int(text: str) -> int:
+    """Parse ``text`` like Go's ``strconv.ParseInt(text, 0, 64)``: an optional sign,
+    then ``0x``/``0o``/``0b`` prefixes or a leading ``0`` for octal.  Raises
+    ValueError."""
+    sign, digits = 1, text
+    if digits[:1] in ("+", "-"):
+        sign, digits = (-1 if digits[0] == "-" else 1), digits[1:]
+    if digits[:1] in ("+", "-"):
+        raise ValueError(text)
+    if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXoObB":
+        value = int(digits[1:], 8)
+    else:
+        value = int(digits, 0 if digits[:2].lower() in ("0x", "0o", "0b") else 10)
+    value *= sign
+    if not -(1 << 63) <= value < 1 << 63:
+        raise ValueError(text)
+    return value
 
 
 def _conversion_error(name: str, value: str, kind: str) -> KuboRequestError:
@@ -54,7 +73,7 @@ class Call:
             return None
         if len(values) > 1:
             raise KuboRequestError(
-                f"expected key {name} to have only a single value, received {list(values)}"
+                f"expected key {name} to have only a single value, received [{' '.join(values)}]"
             )
         return values[0]
 
@@ -74,12 +93,10 @@ class Call:
         value = self._single(name)
         if value is None:
             return default
-        for base in (0, 10):  # Go's base 0 also takes leading zeros ("010")
-            try:
-                return int(value, base)
-            except ValueError:
-                continue
-        raise _conversion_error(name, value, "int")
+        try:
+            return parse_go_int(value)
+        except ValueError:
+            raise _conversion_error(name, value, "int") from None
 
     def str(self, name: str, default: str = "") -> str:
         """The string option ``name``."""

@@ -51,6 +51,7 @@ __all__ = [
     "chunk_bytes",
 ]
 
+HAMT_THRESHOLD = 262144  # kubo's Import.UnixFSHAMTDirectorySizeThreshold
 DEFAULT_CHUNK_SIZE = 262144
 DEFAULT_MAX_LINKS = 174
 MAX_CHUNK_SIZE = 1048576  # kubo refuses larger chunks (its block size limit)
@@ -184,6 +185,15 @@ class Importer:
         names = [name for name, _ in entries]
         if len(set(names)) != len(names):
             raise InvalidInput("directory has duplicate entry names")
+        # kubo estimates a directory by its links (name + CID bytes) and shards it
+        # as a HAMT past the threshold: refuse rather than give a different CID
+        estimate = sum(len(n.encode("utf-8")) + len(c.cid.to_bytes()) for n, c in entries)
+        if estimate >= HAMT_THRESHOLD:
+            raise InvalidInput(
+                f"directory of {len(entries)} entries would be HAMT-sharded by kubo; "
+                "the fake daemon does not implement sharded directories (add fewer entries "
+                "per directory)"
+            )
         links = [PBLink(child.cid, name, child.size) for name, child in entries]
         block = encode_pbnode(links, encode_unixfs(TYPE_DIRECTORY))
         return self._store_pb(block, sum(child.size for _, child in entries), 0)
