@@ -130,3 +130,25 @@ def test_build():
     assert build("numpin", NumpinInformerConfig(), StubConnector(), clock).name == "numpin"
     with pytest.raises(ValueError):
         build("tags", None, None, clock)
+
+
+def test_failure_streak_logged_once(clock):
+    from twisted.logger import globalLogPublisher
+
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    connector = StubConnector()
+    informer = numpin(clock, connector)
+    try:
+        connector.down = True
+        for _ in range(3):
+            assert result_of(informer.get_metric()).valid is False
+        connector.down = False
+        assert result_of(informer.get_metric()).valid is True
+        connector.down = True
+        result_of(informer.get_metric())
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    formats = [e.get("log_format", "") for e in logged if e.get("log_namespace") == "informer"]
+    assert sum("cannot obtain" in f for f in formats) == 2
+    assert sum("available again" in f for f in formats) == 1

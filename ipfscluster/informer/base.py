@@ -4,7 +4,8 @@ An informer (§9.1) answers :meth:`get_metric` with a fresh
 :class:`~ipfscluster.types.Metric` named :attr:`name`, expiring :attr:`ttl` seconds
 after the injected clock's now.  When the IPFS daemon cannot give the value the
 metric is still produced, with ``valid=False`` and an empty value, so the monitor and
-the allocator treat the peer as having no usable metric.  The cluster asks for a
+the allocator treat the peer as having no usable metric; the failure is logged once
+when it starts and once when it ends.  The cluster asks for a
 metric every ``ttl / 2`` and publishes it (see :mod:`ipfscluster.monitor.publisher`).
 """
 
@@ -41,6 +42,7 @@ class BaseInformer(Service):
         self._clock = clock
         self.peer_id = peer_id
         self._stopped = False
+        self._failing = False
 
     def startService(self):
         self._stopped = False
@@ -64,10 +66,18 @@ class BaseInformer(Service):
             value = str(int(await self._value()))
             valid = True
         except Exception as err:
-            log.warn(
-                "cannot obtain the {name} metric: {error}", name=self.name, error=str(err) or repr(err)
-            )
+            if not self._failing:  # log once per failure streak, not every ttl/2
+                log.warn(
+                    "cannot obtain the {name} metric, publishing it as invalid: {error}",
+                    name=self.name,
+                    error=str(err) or repr(err),
+                )
+            self._failing = True
             value, valid = "", False
+        else:
+            if self._failing:
+                log.info("the {name} metric is available again", name=self.name)
+            self._failing = False
         expire = int(round(self._clock.seconds() * _NS)) + self._ttl_ns
         return Metric(name=self.name, peer=self.peer_id, value=value, expire=expire, valid=valid)
 
