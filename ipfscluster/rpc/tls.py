@@ -453,7 +453,13 @@ def explain_handshake_failure(state: HandshakeState | None, reason, where: str) 
             f"TLS handshake{at} failed: the other peer says our certificate expired "
             f"(OpenSSL: {text}); check the clocks, then restart this peer to renew it"
         )
+    if "alert" in text:
+        return PeerAuthenticationFailed(
+            f"TLS handshake{at} failed: the other side refused it (OpenSSL: {text}); its log "
+            "says why (a misdialled peer ID, a certificate outside its validity, another release)"
+        )
     return PeerAuthenticationFailed(
-        f"TLS handshake{at} failed: the other side refused it (OpenSSL: {text}); its log "
-        "says why (a misdialled peer ID, a certificate outside its validity, another release)"
+        f"TLS handshake{at} failed (OpenSSL: {text}): the other side does not speak the "
+        "cluster transport (TLS 1.3 with Ed25519 peer certificates); is it an ipfscluster "
+        "peer of the same release?"
     )

@@ -432,3 +432,36 @@ def test_commands_before_the_version_exchange_are_refused(reactor, closer):
     assert "before the RPC version exchange" in str(answer.value)
     assert b.handled == []
     assert dialling.closed  # the acceptor closed the connection
+
+
+def test_tls_1_2_is_refused(reactor, rpc_log, closer):
+    from OpenSSL import SSL
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+    from zope.interface import implementer
+
+    pumps, peers = closer
+    old, b = Peer(reactor, SECRET), Peer(reactor, SECRET)
+    peers += [old, b]
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_max_proto_version(SSL.TLS1_2_VERSION)
+    context.use_certificate(old.tls.certificate)  # a valid member certificate
+    context.use_privatekey(old.identity.private_key)
+
+    @implementer(IOpenSSLClientConnectionCreator)
+    class Creator:
+        def clientConnectionForTLS(self, tls_protocol):
+            return SSL.Connection(context, None)
+
+    address = IPv4Address("TCP", "127.0.0.1", 9096)
+    client = TLSMemoryBIOFactory(Creator(), True, Factory.forProtocol(Protocol), clock=reactor).buildProtocol(address)
+    server = b.client.server_factory().buildProtocol(address)
+    accepting = server.wrappedProtocol
+    c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+    pumps.append(pump)
+    settle(reactor, pump)
+    assert accepting.closed and accepting.peer_id is None
+    assert b.handled == [] and not b.client.connected_peers()
+    [line] = lines_of(rpc_log, b)
+    assert "TLS handshake" in line and "does not speak the cluster transport" in line
