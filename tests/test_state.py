@@ -149,6 +149,14 @@ def test_restore_refuses_damaged_snapshot_and_keeps_state(make):
     assert [p.cid for p in other.list()] == [cid(1000)]
 
 
+def test_restore_refuses_empty_input(make):
+    state = make()
+    state.add(pin(1))
+    with pytest.raises(StateCorrupted, match="empty"):
+        state.restore(io.BytesIO(b""))
+    assert state.count() == 1
+
+
 def test_restore_refuses_unknown_version(make):
     state = make()
     out = io.BytesIO()

@@ -16,7 +16,7 @@ import os
 import pytest
 
 from ipfscluster.cid import CID
-from ipfscluster.errors import InvalidInput, InvalidStateImport, StateVersionError
+from ipfscluster.errors import InvalidInput, InvalidStateImport, StateCorrupted, StateVersionError
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.state import VERSION, MapState, export, import_, migrate, read_pins
 from ipfscluster.state.migrations import MIGRATIONS, entry_version
@@ -247,7 +247,9 @@ def test_import_errors(doc, error):
 
 
 def test_import_empty_file():
-    assert import_(io.BytesIO(b"")).count() == 0
+    with pytest.raises(StateCorrupted, match="empty"):
+        import_(io.BytesIO(b""))
+    assert import_(io.StringIO("[]")).count() == 0
 
 
 def test_read_pins_streams_big_backup_in_small_chunks():

@@ -141,6 +141,17 @@ def test_snapshot_read_in_tiny_reads():
     assert list(values.items()) == items and peers == PEERS
 
 
+def test_state_restores_from_tiny_reads():
+    state = MapState()
+    for i in range(300):
+        state.add(Pin(cid(i), replication_factor_min=1, replication_factor_max=1, allocations=(PEERS[i % 4],)))
+    out = io.BytesIO()
+    state.snapshot(out)
+    other = MapState()
+    assert other.restore(Trickle(out.getvalue())) == 300
+    assert list(other.list()) == list(state.list())
+
+
 def test_snapshot_chunks_are_bounded():
     items = [(i.to_bytes(4, "big"), b"y" * 40) for i in range(20000)]
     sizes = [len(chunk) for chunk in iter_snapshot(iter(items), [])]

@@ -43,7 +43,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ipfscluster.cid import CID
-from ipfscluster.errors import InvalidInput, NotFound
+from ipfscluster.errors import InvalidInput, NotFound, StateCorrupted
 from ipfscluster.interfaces import IState
 from ipfscluster.state import migrations
 from ipfscluster.state.codec import decode_pin, encode_pin, pin_type_of
@@ -163,10 +163,12 @@ class MapState:
 
         Accepts this format (:mod:`.snapshot`) and every JSON format of
         :mod:`.migrations` (upgraded on the fly).  Returns the number of pins
-        loaded.  Raises StateVersionError, StateCorrupted or InvalidStateImport; the
-        state is unchanged on error.
+        loaded.  Raises StateVersionError, StateCorrupted (also for an empty input)
+        or InvalidStateImport; the state is unchanged on error.
         """
-        head = fileobj.read(len(HEADER_PREFIX))
+        head = _read_head(fileobj, len(HEADER_PREFIX))
+        if not head:
+            raise StateCorrupted("the state snapshot is empty: there is nothing to restore")
         if isinstance(head, str):
             head = head.encode("utf-8")
             fileobj = _TextAsBinary(head, fileobj)
@@ -183,6 +185,17 @@ class MapState:
         count = self.count()
         log.info("shared state restored: {count} pins", count=count)
         return count
+
+
+def _read_head(fileobj, n: int):
+    """The first ``n`` bytes (or characters) of ``fileobj``, fewer only at its end."""
+    head = fileobj.read(n)
+    while head and len(head) < n:
+        more = fileobj.read(n - len(head))
+        if not more:
+            break
+        head += more
+    return head
 
 
 class _TextAsBinary(_Prefixed):

@@ -101,6 +101,8 @@ class FakeState:
         data = fileobj.read()
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if not data:
+            raise StateCorrupted("the state snapshot is empty: there is nothing to restore")
         if data.startswith(_FAKE_HEADER):
             header, _, rest = data.partition(b"\n")
             version = header[len(_FAKE_HEADER) :]
