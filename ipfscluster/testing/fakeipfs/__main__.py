@@ -24,6 +24,7 @@ from ipfscluster.testing.fakeipfs.network import SharedDirectoryNetwork
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line parser of the standalone command."""
     parser = argparse.ArgumentParser(
         prog="python -m ipfscluster.testing.fakeipfs",
         description="Serve a fake kubo RPC API (for trying ipfs-cluster without kubo).",
@@ -76,6 +77,7 @@ def start(reactor, argv) -> list[FakeIPFS]:
 
 
 def main(argv=None) -> int:
+    """Run the standalone command; returns the exit status (1 when it cannot start)."""
     from twisted.internet import reactor
 
     from twisted.internet.error import CannotListenError

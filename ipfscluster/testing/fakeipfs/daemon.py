@@ -191,6 +191,7 @@ class FakeIPFS:
 
     @property
     def peer_id(self) -> str:
+        """The daemon's libp2p peer ID (``12D3KooW…``)."""
         return self.identity.peer_id
 
     @property
@@ -459,6 +460,7 @@ class FakeIPFS:
         }
 
     async def cmd_id(self, call: Call, out):
+        """``id [peer]``: this daemon's (or a network peer's) ID, key, addresses, agent."""
         if not call.args:
             return self._id_output(self)
         try:
@@ -473,6 +475,7 @@ class FakeIPFS:
         return self._id_output(other)
 
     async def cmd_version(self, call: Call, out):
+        """``version``: the configured kubo version."""
         return {
             "Version": self.version,
             "Commit": "",
@@ -513,6 +516,8 @@ class FakeIPFS:
             raise KuboRequestError(str(e)) from None
 
     async def cmd_add(self, call: Call, out):
+        """``add``: import the multipart upload with kubo's importer, streaming one
+        event per file and directory (plus progress events), pinning each root."""
         entries = self._upload(call, "path")
         options = self._import_options(call)
         only_hash = call.bool("only-hash")
@@ -635,6 +640,7 @@ class FakeIPFS:
         return b"".join(parts)
 
     async def cmd_cat(self, call: Call, out):
+        """``cat <path>...``: the file content (``offset``/``length``), fetched as needed."""
         args = call.require("ipfs-path")
         offset = call.int("offset", 0)
         length = call.int("length", -1)
@@ -703,6 +709,8 @@ class FakeIPFS:
         return d.addBoth(done)
 
     async def cmd_pin_add(self, call: Call, out):
+        """``pin/add <path>...``: fetch the DAG (or the block, ``recursive=false``) and
+        pin it; ``progress=true`` streams ``{Progress,Bytes}`` every 0.5 s, then ``{Pins}``."""
         call.require("ipfs-path")
         call.bool("recursive", True)
         show_progress = call.bool("progress")
@@ -727,6 +735,7 @@ class FakeIPFS:
         out.emit({"Pins": pins})
 
     async def cmd_pin_rm(self, call: Call, out):
+        """``pin/rm <path>...``: remove recursive (or, ``recursive=false``, direct) pins."""
         args = call.require("ipfs-path")
         recursive = call.bool("recursive", True)
         removed = []
@@ -769,6 +778,8 @@ class FakeIPFS:
                     yield child, "indirect", ""
 
     async def cmd_pin_ls(self, call: Call, out):
+        """``pin/ls [path...]``: the pins of ``type``, as a ``Keys`` map or, with
+        ``stream=true``, one ``{Cid,Type[,Name]}`` line each; an unpinned argument fails."""
         mode = call.str("type", "all")
         stream = call.bool("stream")
         names = call.bool("names") or bool(call.str("name"))
@@ -801,6 +812,8 @@ class FakeIPFS:
         return {"Keys": keys} if keys else {}
 
     async def cmd_pin_update(self, call: Call, out):
+        """``pin/update <from> <to>``: pin ``to`` recursively, unpin ``from`` unless
+        ``unpin=false``; ``from`` must be pinned recursively."""
         if len(call.args) < 1:
             raise KuboRequestError('argument "from-path" is required')
         if len(call.args) < 2:
@@ -823,6 +836,7 @@ class FakeIPFS:
     # --- commands: repo, swarm, config --------------------------------------------
 
     async def cmd_repo_stat(self, call: Call, out):
+        """``repo/stat``: blockstore size and object count, ``StorageMax``, path."""
         size_only = call.bool("size-only")
         call.bool("human")
         return {
@@ -853,6 +867,7 @@ class FakeIPFS:
                 out.emit({"Key": {"/": str(CID.v1(RAW, multihash))}})
 
     async def cmd_resolve(self, call: Call, out):
+        """``resolve <path>``: the ``/ipfs/<cid>`` an IPFS path leads to."""
         args = call.require("name")
         call.bool("recursive", True)
         if args[0].startswith("/ipns/"):
@@ -872,6 +887,7 @@ class FakeIPFS:
         return parsed.peer_id, str(parsed.without_peer_id())
 
     async def cmd_swarm_connect(self, call: Call, out):
+        """``swarm/connect <multiaddr>...``: connect to peers on the network."""
         args = call.require("address")
         results = []
         for address in args:
@@ -890,6 +906,7 @@ class FakeIPFS:
         return {"Strings": results}
 
     async def cmd_swarm_peers(self, call: Call, out):
+        """``swarm/peers``: the connected peers that are still up."""
         peers = []
         for peer, addr in self.connected.items():
             if self.network.peer(peer) is None:
@@ -911,11 +928,13 @@ class FakeIPFS:
         return {"Peers": peers or None}
 
     async def cmd_config_show(self, call: Call, out):
+        """``config/show``: the config document."""
         return self.config()
 
     # --- commands: blocks and refs ------------------------------------------------
 
     async def cmd_block_put(self, call: Call, out):
+        """``block/put``: store each uploaded file as a block (CIDv1 raw by default)."""
         entries = self._upload(call, "data")
         codec_name = call.str("cid-codec", "raw")
         fmt = call.str("format")
@@ -956,18 +975,22 @@ class FakeIPFS:
             out.emit({"Key": str(cid), "Size": len(data)})
 
     async def cmd_block_get(self, call: Call, out):
+        """``block/get <cid>``: the raw block, fetched as needed."""
         args = call.require("cid")
         cid = await self.resolve(args[0])
         data = await self._get_block(cid)
         return RawBody(data, "application/vnd.ipld.raw")
 
     async def cmd_block_stat(self, call: Call, out):
+        """``block/stat <cid>``: the block's key and size."""
         args = call.require("cid")
         cid = await self.resolve(args[0])
         data = await self._get_block(cid)
         return {"Key": str(cid), "Size": len(data)}
 
     async def cmd_refs(self, call: Call, out):
+        """``refs <path>...``: the links of the DAG (``recursive``, ``unique``,
+        ``edges``, ``format``, ``max-depth``), one ``{Ref,Err}`` line each."""
         args = call.require("ipfs-path")
         recursive = call.bool("recursive")
         unique = call.bool("unique")

@@ -41,6 +41,7 @@ class Hang:
 
     @property
     def waiting(self) -> int:
+        """How many requests are held right now."""
         return len(self._held)
 
     def wait(self) -> defer.Deferred:

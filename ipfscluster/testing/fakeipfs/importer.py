@@ -104,6 +104,7 @@ class ImportOptions:
 
     @property
     def leaves_are_raw(self) -> bool:
+        """Whether leaves are raw blocks (kubo's default follows the CID version)."""
         if self.raw_leaves is None:
             return self.cid_version == 1
         return self.raw_leaves
