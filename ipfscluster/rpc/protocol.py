@@ -137,6 +137,18 @@ class PeerProtocol(amp.AMP):
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
 
+    def unhandledError(self, failure):
+        """An error escaped a caller's callbacks (or sending an answer failed).
+
+        AMP would drop the connection; one caller's bug must not fail every other
+        call sharing it, so the error is only logged.
+        """
+        log.failure(
+            "unhandled error in a call with peer {peer} (the connection stays up)",
+            failure,
+            peer=self.peer_id,
+        )
+
     def _explain_early_end(self, reason) -> ClusterError:
         """The typed error for a connection that ended before it was ready (logged once)."""
         if self._early_error is not None:

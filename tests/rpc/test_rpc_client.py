@@ -488,3 +488,40 @@ def test_each_call_keeps_its_own_timeout(net, make_peers):
     assert isinstance(error, errors.RPCTimeout) and "within 3s" in str(error)
     # the deadline timer is gone once nothing is pending (the fixture checks it too)
     assert not [c for c in net.reactor.getDelayedCalls() if c.active()]
+
+
+@pytest.mark.allow_logged_errors
+def test_a_failing_caller_callback_does_not_break_the_connection(net, make_peers):
+    a, b = make_peers(2)
+    warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(warm), Exception)
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        buggy = a.client.call_command(b.peer_id, commands.ClusterVersion)
+        buggy.addCallback(lambda _: 1 / 0)  # a bug in the caller's code
+        net.run()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    [failure] = [e["log_failure"] for e in logged if e.get("log_failure") is not None]
+    assert failure.check(ZeroDivisionError)
+    after = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(after), Exception)
+    assert len(net.pumps) == 1 and len(net.open_connections()) == 1
+
+
+def test_cancelling_a_call_fails_it_with_cancelled(net, make_peers):
+    from twisted.internet.defer import CancelledError
+
+    a, b = make_peers(2)
+    b.responders.register(commands.ClusterPinGet, lambda caller, cid: Deferred())
+    warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(warm), Exception)
+    d = a.client.call_command(b.peer_id, commands.ClusterPinGet, {"cid": "QmX"})
+    net.run()
+    d.cancel()
+    assert isinstance(result_of(d), CancelledError)
+    assert not [c for c in net.reactor.getDelayedCalls() if c.active()]  # no deadline left
