@@ -164,7 +164,8 @@ class RPCClient:
     :param tls: this peer's :class:`ipfscluster.rpc.tls.ClusterTLS`.
     :param responders: the :class:`ipfscluster.rpc.server.Responders` serving
         calls from other peers and in-process calls.
-    :param network_timeout: seconds allowed for a remote call, connecting included.
+    :param network_timeout: time allowed for a remote call, connecting included
+        (seconds, or the ``Duration`` of ``consensus.raft.network_timeout``).
     :param backoff_initial: wait before re-dialling after one failed dial.
     :param backoff_max: longest wait between dial attempts.
     """
@@ -184,7 +185,8 @@ class RPCClient:
         self.tls = tls
         self.responders = responders
         self.peer_id = tls.peer_id
-        self.network_timeout = float(network_timeout)
+        # a config Duration (``consensus.raft.network_timeout``) or seconds
+        self.network_timeout = float(getattr(network_timeout, "seconds", network_timeout))
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._addresses: dict[str, object] = {}

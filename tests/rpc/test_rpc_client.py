@@ -525,3 +525,12 @@ def test_cancelling_a_call_fails_it_with_cancelled(net, make_peers):
     d.cancel()
     assert isinstance(result_of(d), CancelledError)
     assert not [c for c in net.reactor.getDelayedCalls() if c.active()]  # no deadline left
+
+
+def test_network_timeout_may_be_a_config_duration(net):
+    from ipfscluster.config.raft import RaftConfig
+
+    identity = Identity.generate()
+    tls = ClusterTLS(identity.private_key, SECRET, net.reactor)
+    client = RPCClient(net.reactor, tls, Responders(), network_timeout=RaftConfig().network_timeout)
+    assert client.network_timeout == 10.0
