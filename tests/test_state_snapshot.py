@@ -66,11 +66,21 @@ def test_codec_extreme_times():
     assert decode_pin(pin.cid, encode_pin(pin, table), table.peers) == pin
 
 
+@pytest.mark.parametrize("big", [2**64, 10**40, -(2**70)])
+def test_codec_integers_of_any_size(big):
+    pin = Pin(cid(1), shard_size=abs(big), replication_factor_min=big, replication_factor_max=abs(big),
+              max_depth=big)
+    table = PeerTable()
+    assert decode_pin(pin.cid, encode_pin(pin, table), table.peers) == pin
+
+
 def test_malformed_value_raises():
     with pytest.raises((ValueError, IndexError, KeyError)):
         decode_pin(cid(1), b"\x63", [])
     with pytest.raises((ValueError, IndexError, KeyError)):
         decode_pin(cid(1), b"\x03\x05ab", [])
+    with pytest.raises(ValueError, match="truncated"):
+        decode_pin(cid(1), b"\x0f\x08\x01", [])
 
 
 # --- store views --------------------------------------------------------------------------

@@ -5,26 +5,28 @@ A value lists only the fields that differ from the *state defaults*: a recursive
 allocations, expiry or timestamp.  Such a pin encodes to ``b""``; a typical pin with
 three allocations and a commit timestamp takes about 15 bytes.
 
-Each present field is ``<tag byte> <payload>``, tags in increasing order:
+Each present field is ``<tag byte> <payload>``, tags in increasing order.  An
+*integer* is a varint byte count followed by the value in little-endian two's
+complement, so any Python int fits (a REST ``shard-size`` may exceed 64 bits):
 
 ====  =======================  ==========================================
 tag   field                    payload
 ====  =======================  ==========================================
-1     replication_factor_min   zigzag varint
-2     replication_factor_max   zigzag varint
+1     replication_factor_min   integer
+2     replication_factor_max   integer
 3     name                     varint length + UTF-8
 4     mode                     varint: 1 = direct
-5     shard_size               varint
+5     shard_size               integer
 6     user_allocations         varint count + peer table indexes
-7     expire_at                time: zigzag varint seconds + varint ns
+7     expire_at                integer (ns)
 8     metadata                 varint count + (key, value) strings
 9     pin_update               varint length + binary CID
 10    origins                  varint count + multiaddr strings
 11    type                     varint (PinType bits)
 12    allocations              varint count + peer table indexes
-13    max_depth                zigzag varint
+13    max_depth                integer
 14    reference                varint length + binary CID
-15    timestamp                time: zigzag varint seconds + varint ns
+15    timestamp                integer (ns)
 ====  =======================  ==========================================
 
 Peer IDs are numbers in the state's :class:`~ipfscluster.state.store.PeerTable`,
@@ -74,18 +76,10 @@ assert set(_FIELD_NAMES) == set(STATE_DEFAULTS) | {"cid"}, "Pin fields changed: 
 _TYPE_TAG = 11
 
 
-def _zigzag(n: int) -> bytes:
-    return varint_encode(n << 1 if n >= 0 else ((-n) << 1) - 1)
-
-
-def _time(ns: int) -> bytes:
-    """A time in ns as zigzag seconds + nanoseconds (each fits a 63-bit varint)."""
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return _zigzag(seconds) + varint_encode(nanos)
-
-
-def _unzigzag(n: int) -> int:
-    return n >> 1 if not n & 1 else -((n + 1) >> 1)
+def _int(n: int) -> bytes:
+    """Any integer: varint byte count + little-endian two's complement (no size limit)."""
+    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return varint_encode(len(raw)) + raw
 
 
 def _text(s: str) -> bytes:
@@ -109,19 +103,19 @@ def encode_pin(pin: Pin, table) -> bytes:
     out = []
     rmin = pin.replication_factor_min
     if rmin != -1:
-        out.append(b"\x01" + _zigzag(rmin))
+        out.append(b"\x01" + _int(rmin))
     if pin.replication_factor_max != -1:
-        out.append(b"\x02" + _zigzag(pin.replication_factor_max))
+        out.append(b"\x02" + _int(pin.replication_factor_max))
     if pin.name:
         out.append(b"\x03" + _text(pin.name))
     if pin.mode is not PinMode.RECURSIVE:
         out.append(b"\x04\x01")
     if pin.shard_size:
-        out.append(b"\x05" + varint_encode(pin.shard_size))
+        out.append(b"\x05" + _int(pin.shard_size))
     if pin.user_allocations:
         out.append(b"\x06" + _peers(pin.user_allocations, table))
     if pin.expire_at:
-        out.append(b"\x07" + _time(pin.expire_at))
+        out.append(b"\x07" + _int(pin.expire_at))
     if pin.metadata:
         items = sorted(pin.metadata.items())
         out.append(b"\x08" + varint_encode(len(items)) + b"".join(_text(k) + _text(v) for k, v in items))
@@ -135,12 +129,12 @@ def encode_pin(pin: Pin, table) -> bytes:
     if pin.allocations:
         out.append(b"\x0c" + _peers(pin.allocations, table))
     if pin.max_depth != -1:
-        out.append(b"\x0d" + _zigzag(pin.max_depth))
+        out.append(b"\x0d" + _int(pin.max_depth))
     if pin.reference is not None:
         raw = pin.reference.to_bytes()
         out.append(b"\x0e" + varint_encode(len(raw)) + raw)
     if pin.timestamp:
-        out.append(b"\x0f" + _time(pin.timestamp))
+        out.append(b"\x0f" + _int(pin.timestamp))
     return b"".join(out) if out else b""
 
 
@@ -163,24 +157,17 @@ def _read_cid(data, pos):
     return CID.from_bytes(data[pos : pos + n]), pos + n
 
 
-def _read_signed(data, pos):
+def _read_int(data, pos):
     n, pos = varint_decode(data, pos)
-    return _unzigzag(n), pos
-
-
-def _read_time(data, pos):
-    seconds, pos = varint_decode(data, pos)
-    nanos, pos = varint_decode(data, pos)
-    return _unzigzag(seconds) * 1_000_000_000 + nanos, pos
+    end = pos + n
+    if end > len(data):
+        raise ValueError("pin value truncated inside an integer")
+    return int.from_bytes(data[pos:end], "little", signed=True), end
 
 
 def _read_mode(data, pos):
     n, pos = varint_decode(data, pos)
     return (PinMode.DIRECT if n == 1 else PinMode.RECURSIVE), pos
-
-
-def _read_uint(data, pos):
-    return varint_decode(data, pos)
 
 
 def _read_metadata(data, pos):
@@ -208,21 +195,21 @@ def _read_type(data, pos):
 
 # tag -> (field, reader(data, pos[, peers]) -> (value, pos), needs peers)
 _READERS = {
-    1: ("replication_factor_min", _read_signed, False),
-    2: ("replication_factor_max", _read_signed, False),
+    1: ("replication_factor_min", _read_int, False),
+    2: ("replication_factor_max", _read_int, False),
     3: ("name", _read_text, False),
     4: ("mode", _read_mode, False),
-    5: ("shard_size", _read_uint, False),
+    5: ("shard_size", _read_int, False),
     6: ("user_allocations", _read_peers, True),
-    7: ("expire_at", _read_time, False),
+    7: ("expire_at", _read_int, False),
     8: ("metadata", _read_metadata, False),
     9: ("pin_update", _read_cid, False),
     10: ("origins", _read_origins, False),
     11: ("type", _read_type, False),
     12: ("allocations", _read_peers, True),
-    13: ("max_depth", _read_signed, False),
+    13: ("max_depth", _read_int, False),
     14: ("reference", _read_cid, False),
-    15: ("timestamp", _read_time, False),
+    15: ("timestamp", _read_int, False),
 }
 
 _new = object.__new__
