@@ -260,3 +260,57 @@ def test_allocate_with_the_monitor_function():
     monitor.log_metric(metric(D, 99, name="numpin"))
     got = allocate(CID0, 2, 2, [], monitor.latest_metrics, DescendingAllocator(), NOW)
     assert got == [B, C]
+
+
+# --- properties ----------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SPECS = st.dictionaries(
+    st.sampled_from("ABCDEFGH"),
+    st.tuples(st.integers(0, 5), st.booleans(), st.booleans()),  # value, valid, expired
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs=_SPECS,
+    current=st.lists(st.sampled_from("ABCDEFGH"), unique=True, max_size=5),
+    blacklist=st.lists(st.sampled_from("ABCDEFGH"), unique=True, max_size=2),
+    user=st.lists(st.sampled_from("ABCDEFGH"), unique=True, max_size=3),
+    rmin=st.integers(1, 5),
+    extra=st.integers(0, 3),
+)
+def test_allocation_properties(specs, current, blacklist, user, rmin, extra):
+    rmax = rmin + extra
+    metrics = [metric(NAMES[p], v, valid=ok, expired=old) for p, (v, ok, old) in specs.items()]
+    usable = {p for p, (_, ok, old) in specs.items() if ok and not old and p not in blacklist}
+    current_valid = [p for p in current if p in usable]
+    results = []
+    for allocator in (DescendingAllocator(), FakeAllocator()):
+        try:
+            got = allocate(CID0, rmin, rmax, peers("".join(current)), {"freespace": metrics},
+                           allocator, NOW, blacklist=peers("".join(blacklist)),
+                           user_allocations=peers("".join(user)))
+        except NotEnoughPeers as err:
+            assert len(usable) < rmin
+            assert err.needed == rmin - len(current_valid) and err.wanted == rmax - len(current_valid)
+            results.append("error")
+            continue
+        letters = [k for peer in got for k, v in NAMES.items() if v == peer]
+        assert len(set(letters)) == len(letters)
+        assert set(letters) <= usable
+        assert rmin <= len(letters) <= rmax or (len(current_valid) >= rmin and letters == current_valid)
+        if len(current_valid) <= rmax:
+            assert letters[: len(current_valid)] == current_valid  # current valid ones are kept
+        else:
+            assert set(letters) <= set(current_valid) and len(letters) == rmax
+        preferred = [p for p in user if p in usable and p not in current]
+        fresh = letters[len(current_valid):] if len(current_valid) <= rmax else []
+        if fresh and preferred:
+            assert fresh[: len(preferred)] == sorted(
+                preferred, key=lambda p: (-specs[p][0], NAMES[p]))[: len(fresh)]
+        results.append(got)
+    assert results[0] == results[1]  # the fake allocator decides like the real one
