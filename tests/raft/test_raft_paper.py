@@ -527,11 +527,14 @@ def test_voter_in_leader_lease_ignores_higher_term_candidates():
 def test_check_quorum_leader_steps_down_without_majority_contact():
     core = elected()
     drain(core)
-    for _ in range(core.election_ticks * 2):
+    ticks = 0
+    while core.role == LEADER and ticks < core.election_ticks * 3:
         core.tick()
-        if core.role != LEADER:
-            break
-    assert core.role == FOLLOWER and core.term == 1
+        ticks += 1
+        if ticks == 5:
+            core.step(HeartbeatResponse("b", "a", 1))  # b answers once, at tick 5
+    # a majority (a + b) was heard within the last election timeout until tick 14
+    assert core.role == FOLLOWER and core.term == 1 and ticks == 5 + core.election_ticks
 
 
 # --- membership (thesis §4.1): T19, T22 ----------------------------------------------

@@ -158,16 +158,16 @@ class CompactResult:
 class _Progress:
     """The leader's view of one follower."""
 
-    __slots__ = ("match", "next", "state", "inflight", "probe_sent", "recent_active",
+    __slots__ = ("match", "next", "state", "inflight", "probe_sent", "last_active",
                  "snap", "snap_offset", "snap_wait", "stall")
 
-    def __init__(self, next_index: int):
+    def __init__(self, next_index: int, now: int = 0):
         self.match = 0
         self.next = next_index
         self.state = PROBE
         self.inflight: list[int] = []  # last index of each unacknowledged append
         self.probe_sent = False
-        self.recent_active = True
+        self.last_active = now  # leader tick of the last answer (check-quorum)
         self.snap: Snapshot | None = None
         self.snap_offset = 0
         self.snap_wait = 0
@@ -276,6 +276,7 @@ class RaftCore:
         self._read_states: list[ReadState] = []
         self._dropped_reads: list[Any] = []
         self._first_own_index = 0  # index of the no-op of this leader's term
+        self._leader_ticks = 0  # ticks since this node became leader
         self.transferee: str | None = None
         self._transfer_elapsed = 0
         self._prev_soft = SoftState(None, FOLLOWER, self.voters)
@@ -480,6 +481,7 @@ class RaftCore:
         self.role = LEADER
         self.lead = self.id
         nxt = self.last_index + 1
+        self._leader_ticks = 0
         for peer in self.voters:
             if peer != self.id:
                 self._progress[peer] = _Progress(nxt)
@@ -528,21 +530,23 @@ class RaftCore:
             self._transfer_elapsed += 1
             if self._transfer_elapsed >= self.election_ticks:
                 self.transferee = None  # abort: the target did not take over in time
+        self._leader_ticks += 1
         if self.election_elapsed >= self.election_ticks:
             self.election_elapsed = 0
-            if self.check_quorum and not self._quorum_active():
-                self.become_follower(self.term, None)
-                return
+        if self.check_quorum and not self._quorum_active():
+            # no answer from a majority within the last election timeout
+            self.become_follower(self.term, None)
+            return
         if self.heartbeat_elapsed >= self.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat(self._reads[-1].seq if self._reads else 0)
 
     def _quorum_active(self) -> bool:
         active = 1 if self.id in self.voters else 0
+        since = self._leader_ticks - self.election_ticks
         for peer, pr in self._progress.items():
-            if pr.recent_active and peer in self.voters:
+            if pr.last_active > since and peer in self.voters:
                 active += 1
-            pr.recent_active = False
         return active >= self._quorum()
 
     def step(self, m) -> None:
@@ -728,13 +732,13 @@ class RaftCore:
         if pr is None:
             return
         if isinstance(m, AppendResponse):
-            pr.recent_active = True
+            pr.last_active = self._leader_ticks
             self._handle_append_response(m.src, pr, m)
         elif isinstance(m, HeartbeatResponse):
-            pr.recent_active = True
+            pr.last_active = self._leader_ticks
             self._handle_heartbeat_response(m.src, pr, m)
         elif isinstance(m, SnapshotResponse):
-            pr.recent_active = True
+            pr.last_active = self._leader_ticks
             self._handle_snapshot_response(m.src, pr, m)
 
     def _handle_append_response(self, peer: str, pr: _Progress, m: AppendResponse) -> None:
@@ -991,7 +995,7 @@ class RaftCore:
                     del self._progress[peer]
             for peer in voters:
                 if peer != self.id and peer not in self._progress:
-                    pr = _Progress(self.last_index + 1)
+                    pr = _Progress(self.last_index + 1, self._leader_ticks)
                     self._progress[peer] = pr
             if self.transferee is not None and self.transferee not in voters:
                 self.transferee = None

@@ -4,7 +4,8 @@ A :class:`Sim` runs N :class:`~ipfscluster.consensus.raft.core.RaftCore` instanc
 a virtual integer clock (milliseconds) with one ``random.Random``: the same seed
 replays the same run, event for event.  Its parts:
 
-* **Message bus** — per message a delay (1–10 ms, plus a long tail that reorders),
+* **Message bus** — per link a base latency, per message a delay (1–10 ms, plus a
+  long tail that reorders),
   drop and duplication probabilities; directed links can be blocked, which gives
   symmetric, one-way, bridge, leader-isolation and majority/minority partitions.
 * **Disk model** (:class:`Disk`) — an append-only byte file of checksummed records
@@ -304,6 +305,8 @@ class Sim:
                            max_append_entries=max_append_entries, pre_vote=pre_vote,
                            check_quorum=check_quorum)
         self.ids = ["n%d" % (i + 1) for i in range(nodes + spare)]
+        # each directed link has its own base latency (0-3 ms) on top of the per-message one
+        self.link_delay = {(a, b): self.rng.randint(0, 3) for a in self.ids for b in self.ids}
         voters = tuple(self.ids[:nodes])
         self.nodes: dict[str, SimNode] = {}
         for nid in self.ids:
@@ -499,7 +502,7 @@ class Sim:
             return
         conn = (self.nodes[m.src].epoch, dst.epoch)
         for _ in range(copies):
-            delay = rng.randint(f.min_delay, f.max_delay)
+            delay = self.link_delay[m.src, m.dst] + rng.randint(f.min_delay, f.max_delay)
             if f.reorder and rng.random() < f.reorder:
                 delay += rng.randint(0, f.reorder_ms)
             self._schedule(delay, "deliver", m, conn)
