@@ -182,10 +182,11 @@ class MapState:
             values, peers = read_snapshot(fileobj)
             self._store.replace(values, PeerTable(peers))
         else:
-            store = PinStore()
+            peers = PeerTable()
+            values: dict[bytes, bytes] = {}
             for pin in migrations.read_pins(fileobj):
-                store.put(pin.cid.to_bytes(), encode_pin(pin, store.peers))
-            self._store.replace(store._values, store.peers)
+                values[pin.cid.to_bytes()] = encode_pin(pin, peers)
+            self._store.replace(values, peers)  # sorts the keys once
         count = self.count()
         log.info("shared state restored: {count} pins", count=count)
         return count
