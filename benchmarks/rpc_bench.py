@@ -8,7 +8,11 @@ ends) talk over real TLS 1.3 sockets on 127.0.0.1, exactly as cluster peers do
   p99 latency of one call;
 - ``round_trips_per_s_16``: 16 callers each looping over small calls;
 - ``mb_per_s``: 1 MiB payloads (``Raft.InstallSnapshotChunk``, so chunked into AMP
-  values of 64 KiB) sent one after another, in MB (10**6 bytes) of payload per second.
+  values of 64 KiB) sent one after another, in MB (10**6 bytes) of payload per second;
+- ``round_trips_per_s_16_8k`` and ``..._nagle``: 16 callers sending 8 KB payloads with
+  TCP_NODELAY (as always) and then, on the same connection in the same run, with
+  Nagle's algorithm back on; ``nodelay_speedup`` is their ratio (why every
+  connection sets TCP_NODELAY).
 
 Prints one JSON line: ``{"scenario": "rpc", ...}``.  ``--quick`` runs for a
 fraction of a second per figure (a test runs it so the script cannot rot).
@@ -95,7 +99,17 @@ async def _main(reactor, quick: bool):
             await a.send_snapshot_chunk(b.peer_id, payload)
             sent += len(payload)
         mb_per_s = sent / (time.perf_counter() - started) / 1e6
-        tls_version = a._links[b.peer_id].conn.transport.getHandle().get_protocol_version_name()
+        eight_k = os.urandom(8000)
+
+        def call_8k():
+            return a.send_raft_message(b.peer_id, eight_k)
+
+        rate_8k, _ = await _round_trips(call_8k, 16, seconds)
+        connections = [a._links[b.peer_id].conn, b._links[a.peer_id].conn]
+        for conn in connections:
+            conn.transport.transport.setTcpNoDelay(False)
+        rate_8k_nagle, _ = await _round_trips(call_8k, 16, seconds)
+        tls_version = connections[0].transport.getHandle().get_protocol_version_name()
     finally:
         await a_server.stopService()
         await b_server.stopService()
@@ -111,6 +125,9 @@ async def _main(reactor, quick: bool):
                 "round_trips_per_s_16": round(rate_16),
                 "p50_ms_16": round(_percentile(latencies_16, 0.5) * 1000, 3),
                 "mb_per_s": round(mb_per_s, 1),
+                "round_trips_per_s_16_8k": round(rate_8k),
+                "round_trips_per_s_16_8k_nagle": round(rate_8k_nagle),
+                "nodelay_speedup": round(rate_8k / rate_8k_nagle, 1),
             }
         )
     )

@@ -21,5 +21,5 @@ def test_rpc_bench_quick_prints_one_json_line():
     [line] = out.stdout.strip().splitlines()
     figures = json.loads(line)
     assert figures["scenario"] == "rpc" and figures["tls"] == "TLSv1.3"
-    for key in ("round_trips_per_s_1", "round_trips_per_s_16", "mb_per_s", "p50_ms_1"):
+    for key in ("round_trips_per_s_1", "round_trips_per_s_16", "mb_per_s", "p50_ms_1", "nodelay_speedup"):
         assert figures[key] > 0, key

@@ -166,3 +166,25 @@ async def test_fan_out_with_dead_peers_returns_in_time(peers):
     assert results[stopped.peer_id].check(errors.PeerUnreachable)
     assert results[hole].check(errors.PeerUnreachable, errors.RPCTimeout)
     assert stopped.peer_id in str(results[stopped.peer_id].value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_simultaneous_dials_end_with_one_connection(peers):
+    a, b = await peers(2)
+    results = await DeferredList(
+        [
+            a.client.call_command(b.peer_id, Echo, {"data": b"from a"}),
+            b.client.call_command(a.peer_id, Echo, {"data": b"from b"}),
+        ],
+        fireOnOneErrback=True,
+        consumeErrors=True,
+    )
+    assert [r[1]["data"] for r in results] == [b"from a", b"from b"]
+    # a duplicate, if both dials crossed, is retired and closed
+    await until(lambda: len(a.client._protocols) == 1 and len(b.client._protocols) == 1)
+    [on_a], [on_b] = a.client._protocols, b.client._protocols
+    assert on_a.dialled != on_b.dialled
+    lower = min(a, b, key=lambda p: p.peer_id)
+    assert (on_a if lower is a else on_b).dialled
+    more = await b.client.call_command(a.peer_id, Echo, {"data": b"again"})
+    assert more["data"] == b"again"
