@@ -14,7 +14,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from zope.interface.verify import verifyObject
@@ -219,15 +219,11 @@ def test_remote_typed_errors_arrive_typed(net, make_peers):
 @pytest.mark.allow_logged_errors
 def test_unexpected_handler_failures_are_logged_there_and_typed_here(net, make_peers):
     a, b = make_peers(2)
-    logged = []
-    globalLogPublisher.addObserver(logged.append)
-    try:
+    with capturedLogs() as logged:
         b.responders.register(commands.ClusterPinGet, lambda caller, cid: 1 / 0)
         d = a.client.call_command(b.peer_id, commands.ClusterPinGet, {"cid": "QmX"})
         local = b.client.call_command(b.peer_id, commands.ClusterPinGet, {"cid": "QmX"})
         net.run()
-    finally:
-        globalLogPublisher.removeObserver(logged.append)
     for error in (result_of(d), result_of(local)):
         assert isinstance(error, errors.RemoteError)
         assert "ZeroDivisionError" in str(error)
@@ -450,9 +446,7 @@ def test_close_fails_pending_calls_and_closes_connections(net, make_peers):
 
 
 def test_server_start_warns_loudly_without_a_secret(net):
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with capturedLogs() as events:
         identity = Identity.generate()
         tls = ClusterTLS(identity.private_key, b"", net.reactor)
         client = RPCClient(net.reactor, tls, Responders())
@@ -460,8 +454,6 @@ def test_server_start_warns_loudly_without_a_secret(net):
         server.startService()
         assert server.address() == ("0.0.0.0", 9096)
         server.stopService()
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     warnings = [e for e in events if e.get("log_namespace") == "rpc" and e["log_level"].name == "warn"]
     assert len(warnings) == 1
     assert "NOT protected" in warnings[0]["log_format"] and warnings[0]["listen"] == "/ip4/0.0.0.0/tcp/9096"
@@ -496,14 +488,10 @@ def test_a_failing_caller_callback_does_not_break_the_connection(net, make_peers
     warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
     net.run()
     assert not isinstance(result_of(warm), Exception)
-    logged = []
-    globalLogPublisher.addObserver(logged.append)
-    try:
+    with capturedLogs() as logged:
         buggy = a.client.call_command(b.peer_id, commands.ClusterVersion)
         buggy.addCallback(lambda _: 1 / 0)  # a bug in the caller's code
         net.run()
-    finally:
-        globalLogPublisher.removeObserver(logged.append)
     [failure] = [e["log_failure"] for e in logged if e.get("log_failure") is not None]
     assert failure.check(ZeroDivisionError)
     after = a.client.call_command(b.peer_id, commands.ClusterVersion)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent
 from twisted.test import iosim
 
 from ipfscluster import errors
@@ -113,15 +113,13 @@ def reactor():
 
 @pytest.fixture
 def rpc_log():
-    events = []
+    with capturedLogs() as events:
+        yield events
 
-    def observe(event):
-        if event.get("log_namespace") == "rpc":
-            events.append(event)
 
-    globalLogPublisher.addObserver(observe)
-    yield events
-    globalLogPublisher.removeObserver(observe)
+def rpc_events(events):
+    """The events of the ``rpc`` log facility."""
+    return [e for e in events if e.get("log_namespace") == "rpc"]
 
 
 def lines_of(events, peer: Peer):
@@ -292,8 +290,8 @@ def test_different_secret_fails_on_both_sides_with_one_clear_line(reactor, rpc_l
         lines = lines_of(rpc_log, peer)
         assert len(lines) == 1, lines
         assert "cluster secrets probably differ" in lines[0]
-    assert len(rpc_log) == 2  # nothing else was logged about it
-    assert {e["log_level"].name for e in rpc_log} == {"error"}
+    assert len(rpc_events(rpc_log)) == 2  # nothing else was logged about it
+    assert {e["log_level"].name for e in rpc_events(rpc_log)} == {"error"}
 
 
 @pytest.mark.allow_logged_errors
@@ -316,7 +314,7 @@ def test_empty_secret_works_and_warns(reactor, rpc_log, closer):
     peers += [a, b]
     assert a.tls.ca_certificate is None
     assert a.tls.warn_if_unprotected("/ip4/0.0.0.0/tcp/9096") is True
-    warnings = [formatEvent(e) for e in rpc_log if e.get("log_level").name == "warn"]
+    warnings = [formatEvent(e) for e in rpc_events(rpc_log) if e["log_level"].name == "warn"]
     assert any("NOT protected" in w and "/ip4/0.0.0.0/tcp/9096" in w for w in warnings)
     c, s, pump = connect(reactor, a, b)
     pumps.append(pump)
@@ -330,8 +328,9 @@ def test_protected_peers_log_the_ca_fingerprint_instead_of_warning(reactor, rpc_
     peer = tls.ClusterTLS(Ed25519PrivateKey.generate(), SECRET, reactor)
     other = tls.ClusterTLS(Ed25519PrivateKey.generate(), SECRET, reactor)
     assert peer.warn_if_unprotected() is False
-    assert [e["log_level"].name for e in rpc_log] == ["info"]
-    assert peer.ca_fingerprint in formatEvent(rpc_log[0])
+    [event] = rpc_events(rpc_log)
+    assert event["log_level"].name == "info"
+    assert peer.ca_fingerprint in formatEvent(event)
     assert peer.ca_fingerprint == other.ca_fingerprint
     assert peer.ca_fingerprint != tls.ClusterTLS(Ed25519PrivateKey.generate(), OTHER_SECRET, reactor).ca_fingerprint
 
