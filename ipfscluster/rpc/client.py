@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, fail, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectError, ConnectionClosed
 from twisted.logger import Logger
@@ -86,11 +86,11 @@ class _Call:
 
     __slots__ = ("peer_id", "command", "deadline", "timeout", "conn", "sent", "deferred", "timed_out")
 
-    def __init__(self, peer_id, command, deadline):
+    def __init__(self, peer_id, command, timeout: float, now: float):
         self.peer_id = peer_id
         self.command = command
-        self.deadline = deadline
-        self.timeout = None
+        self.timeout = timeout
+        self.deadline = now + timeout
         self.conn = None
         self.sent = None  # conn.receptions when the call was sent
         self.deferred = None
@@ -113,7 +113,6 @@ class _Deadlines:
         self._timer = None
 
     def add(self, call: _Call) -> None:
-        call.timeout = round(call.deadline - self._clock.seconds(), 6)
         self._queues.setdefault(call.timeout, deque()).append(call)
         if self._timer is None or call.deadline < self._timer.getTime():
             self._schedule()
@@ -455,13 +454,17 @@ class RPCClient:
             return self.responders.dispatch_local(command, self.peer_id, arguments)
         if self._closing:
             return _failed(ShuttingDown("the cluster RPC client is shutting down"))
-        call = _Call(peer_id, command, self.clock.seconds() + (self.network_timeout if timeout is None else timeout))
+        timeout = self.network_timeout if timeout is None else float(timeout)
+        call = _Call(peer_id, command, timeout, self.clock.seconds())
         link = self._links.get(peer_id)
         conn = link.conn if link is not None else None
         if conn is not None and conn.usable:
             # fast path: no coroutine, no extra Deferred (pipelined calls are cheap)
             call.conn, call.sent = conn, conn.receptions
-            d = conn.callRemote(command, **arguments)
+            try:
+                d = conn.callRemote(command, **arguments)
+            except Exception:  # bad arguments (InvalidSignature, TooLong …): fail like the slow path
+                d = fail()
         else:
             d = Deferred.fromCoroutine(self._connect_then_call(call, arguments))
         call.deferred = d

@@ -522,3 +522,14 @@ def test_network_timeout_may_be_a_config_duration(net):
     tls = ClusterTLS(identity.private_key, SECRET, net.reactor)
     client = RPCClient(net.reactor, tls, Responders(), network_timeout=RaftConfig().network_timeout)
     assert client.network_timeout == 10.0
+
+
+def test_bad_arguments_fail_the_deferred(net, make_peers):
+    from twisted.protocols.amp import InvalidSignature
+
+    a, b = make_peers(2)
+    cold = a.client.call_command(b.peer_id, commands.ClusterPinGet, {})  # dials first
+    net.run()
+    warm = a.client.call_command(b.peer_id, commands.ClusterPinGet, {})  # connection ready
+    assert isinstance(result_of(cold), InvalidSignature)
+    assert isinstance(result_of(warm), InvalidSignature)
