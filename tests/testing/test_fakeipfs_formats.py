@@ -243,14 +243,6 @@ def test_encode_multipart_round_trip():
     assert directory.children["x y.txt"].data == b"data"
 
 
-def test_directories_kubo_would_shard_are_refused():
-    child = Importer().add_bytes(b"x")
-    entries = [(f"{i:0200d}", child) for i in range(1200)]  # 1200 * 234 bytes > 256 KiB
-    with pytest.raises(InvalidInput, match="HAMT"):
-        Importer().add_directory(entries)
-    Importer().add_directory(entries[:1000])  # just under the threshold
-
-
 @given(
     size=st.integers(0, 40),
     chunk=st.integers(1, 7),
@@ -329,3 +321,47 @@ def test_parse_go_int(text, value):
             parse_go_int(text)
     else:
         assert parse_go_int(text) == value
+
+
+# murmur3 x64 128 (seed 0), first half, as computed by the independent mmh3 package
+MURMUR3_VECTORS = {
+    b"": 0x0,
+    b"a": 0x85555565F6597889,
+    b"hello": 0xCBD8A7B341BD9B02,
+    b"0123456789abcdef": 0x4BE06D94CF4AD1A7,
+    b"0123456789abcdefXYZ": 0x99D375026C4A901D,
+}
+
+
+@pytest.mark.parametrize("data, expected", list(MURMUR3_VECTORS.items()))
+def test_murmur3_known_answers(data, expected):
+    from ipfscluster.testing.fakeipfs.hamt import murmur3_64
+
+    assert murmur3_64(data) == expected
+
+
+def test_sharded_directory_structure_and_lookup():
+    from ipfscluster.testing.fakeipfs.hamt import FANOUT, HASH_MURMUR3, name_hash, needs_sharding
+
+    child = Importer().add_bytes(b"x")
+    entries = [(f"{i:0200d}", child) for i in range(1200)]  # 1200 * 234 bytes > 256 KiB
+    assert needs_sharding(entries) and not needs_sharding(entries[:1000])
+    blocks = {}
+    importer = Importer(put_block=lambda cid, data: blocks.setdefault(cid, data))
+    root = decode_pbnode(blocks[importer.add_directory(entries).cid])
+    fs = decode_unixfs(root.data)
+    assert (fs.type, fs.hash_type, fs.fanout) == (5, HASH_MURMUR3, FANOUT)
+    assert int.from_bytes(fs.data, "big").bit_count() == len(root.links)
+    assert [link.name[:2] for link in root.links] == sorted(link.name[:2] for link in root.links)
+    # every name is found by following its hash bytes
+    for name, _ in entries[:50]:
+        node, found = root, None
+        for byte in name_hash(name):
+            prefix = f"{byte:02X}"
+            link = next(link for link in node.links if link.name.startswith(prefix))
+            if link.name == prefix:
+                node = decode_pbnode(blocks[link.cid])
+                continue
+            found = link
+            break
+        assert found is not None and found.name == prefix + name

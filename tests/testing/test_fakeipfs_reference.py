@@ -19,7 +19,9 @@ import subprocess
 
 import pytest
 
+from ipfscluster.cid import CID
 from ipfscluster.testing.fakeipfs.multipart import encode_multipart
+from ipfscluster.testing.fakeipfs.unixfs import decode_pbnode, decode_unixfs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -132,6 +134,32 @@ def test_add_files_match_the_reference(reference, contents, stub, cid_version):
         assert (size, event["Hash"], event["Size"]) == (size, want["cid"], want["size"])
 
 
+def _add_wrapped(reference, stub, cid_version, directories, files):
+    """Add ``files`` (``(path, source file, content)``) under ``directories`` with
+    wrap-with-directory through the fake and the reference; assert every entry's
+    CID and Size agree and return them by name."""
+    expected = reference(
+        [
+            {
+                "id": "wrapped",
+                "cidVersion": cid_version,
+                "wrap": True,
+                "files": [{"path": p, "source": s} for p, s, _ in files],
+            }
+        ]
+    )["wrapped"]
+    upload = [(d, None) for d in directories] + [(p, data) for p, _, data in files]
+    reply = stub.post(
+        "add",
+        [("cid-version", str(cid_version)), ("wrap-with-directory", "true")],
+        files=upload,
+    )
+    got = {e["Name"]: (e["Hash"], e["Size"]) for e in reply.lines()}
+    assert got == {e["path"]: (e["cid"], e["size"]) for e in expected}
+    assert reply.lines()[-1]["Name"] == ""
+    return got
+
+
 @pytest.mark.parametrize("cid_version", [0, 1])
 def test_add_wrapped_nested_directory_matches_the_reference(
     reference, contents, tmp_path, stub, cid_version
@@ -145,24 +173,24 @@ def test_add_wrapped_nested_directory_matches_the_reference(
         ("top/sub/deeper/empty.bin", contents[0][0]),
         ("top/z.txt", str(small)),
     ]
-    expected = reference(
-        [
-            {
-                "id": "dir",
-                "cidVersion": cid_version,
-                "wrap": True,
-                "files": [{"path": p, "source": s} for p, s in tree],
-            }
-        ]
-    )["dir"]
-    files = [("top", None), ("top/sub", None), ("top/sub/deeper", None)]
-    files += [(p, open(s, "rb").read()) for p, s in tree]
-    reply = stub.post(
-        "add",
-        [("cid-version", str(cid_version)), ("wrap-with-directory", "true")],
-        files=files,
-    )
-    got = {e["Name"]: (e["Hash"], e["Size"]) for e in reply.lines()}
-    want = {e["path"]: (e["cid"], e["size"]) for e in expected}
-    assert got == want
-    assert reply.lines()[-1]["Name"] == ""
+    directories = ["top", "top/sub", "top/sub/deeper"]
+    files = [(p, s, open(s, "rb").read()) for p, s in tree]
+    got = _add_wrapped(reference, stub, cid_version, directories, files)
+    assert "" in got and "top/sub/deeper" in got
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cid_version", [0, 1])
+def test_add_sharded_directory_matches_the_reference(reference, tmp_path, stub, cid_version):
+    """A directory past kubo's 256 KiB estimate becomes a HAMT; sub-shards included."""
+    count = 1300  # 1300 links of ~234 bytes: over the threshold, with slot collisions
+    sources = []
+    for i in range(count):
+        path = tmp_path / f"c{i}"
+        path.write_bytes(b"entry %d\n" % i)
+        sources.append((f"big/{'n' * 190}{i:010d}", str(path), b"entry %d\n" % i))
+    got = _add_wrapped(reference, stub, cid_version, ["big"], sources)
+    shard = decode_pbnode(stub.daemon.blockstore.get(CID.parse(got["big"][0])))
+    assert decode_unixfs(shard.data).type == 5  # a HAMT shard, not a plain directory
+    name = sources[7][0]
+    assert stub.post("cat", [("arg", f"/ipfs/{got[''][0]}/{name}")]).body == b"entry 7\n"

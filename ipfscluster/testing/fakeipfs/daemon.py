@@ -42,6 +42,7 @@ from ipfscluster.testing.fakeipfs.errors import (
     KuboRequestError,
 )
 from ipfscluster.testing.fakeipfs.faults import Faults
+from ipfscluster.testing.fakeipfs.hamt import shard_slot_names
 from ipfscluster.testing.fakeipfs.importer import Imported, Importer, ImportOptions, parse_chunker
 from ipfscluster.testing.fakeipfs.multipart import (
     DirectoryEntry,
@@ -423,14 +424,27 @@ class FakeIPFS:
                 ) from None
             names = []
         for name in names:
-            data = await self._get_block(cid)
-            for link in self._links(cid, data):
-                if link.name == name:
-                    cid = link.cid
-                    break
-            else:
+            found = await self._child(cid, name)
+            if found is None:
                 raise KuboCommandError(f'no link named "{name}" under {cid}')
+            cid = found
         return cid
+
+    async def _child(self, cid: CID, name: str) -> CID | None:
+        """The CID named ``name`` in directory ``cid`` (plain or HAMT-sharded)."""
+        data = await self._get_block(cid)
+        links = self._links(cid, data)
+        if cid.codec != DAG_PB or not _is_shard(data):
+            return next((link.cid for link in links if link.name == name), None)
+        for prefix in shard_slot_names(name):
+            link = next((link for link in links if link.name.startswith(prefix)), None)
+            if link is None:
+                return None
+            if link.name != prefix:
+                return link.cid if link.name[len(prefix) :] == name else None
+            cid = link.cid  # a child shard: go one level down
+            links = self._links(cid, await self._get_block(cid))
+        return None
 
     async def _resolve_all(self, args) -> list[CID]:
         return [await self.resolve(a) for a in args]
@@ -1024,6 +1038,14 @@ class FakeIPFS:
 
         for root in roots:
             await visit(root, 0)
+
+
+def _is_shard(block: bytes) -> bool:
+    data = decode_pbnode(block).data
+    try:
+        return data is not None and decode_unixfs(data).type == TYPE_HAMT_SHARD
+    except InvalidInput:
+        return False
 
 
 def _omit_zero(obj: dict) -> dict:

@@ -14,7 +14,8 @@ the algorithm is short.  kubo's defaults, reproduced here:
 - internal nodes are ``UnixFS{Type=File, filesize, blocksizes[]}`` with unnamed
   links whose ``Tsize`` is the child's cumulative size;
 - CIDv0 by default; CID version 1 turns raw leaves on unless told otherwise;
-- directories are UnixFS Directory nodes, links sorted by name (bytewise);
+- directories are UnixFS Directory nodes, links sorted by name (bytewise), or
+  HAMT shards when kubo would shard them (:mod:`~ipfscluster.testing.fakeipfs.hamt`);
 - the reported ``Size`` of a node is its block length plus its links' Tsizes.
 
 Blocks are handed to ``put_block(cid, data)`` as they are made, so the caller stores
@@ -31,6 +32,7 @@ import attrs
 
 from ipfscluster.cid import CID, DAG_PB, RAW, sha256_multihash
 from ipfscluster.errors import InvalidInput
+from ipfscluster.testing.fakeipfs.hamt import build_shard, needs_sharding
 from ipfscluster.testing.fakeipfs.unixfs import (
     TYPE_DIRECTORY,
     TYPE_FILE,
@@ -51,7 +53,6 @@ __all__ = [
     "chunk_bytes",
 ]
 
-HAMT_THRESHOLD = 262144  # kubo's Import.UnixFSHAMTDirectorySizeThreshold
 DEFAULT_CHUNK_SIZE = 262144
 DEFAULT_MAX_LINKS = 174
 MAX_CHUNK_SIZE = 1048576  # kubo refuses larger chunks (its block size limit)
@@ -186,15 +187,8 @@ class Importer:
         names = [name for name, _ in entries]
         if len(set(names)) != len(names):
             raise InvalidInput("directory has duplicate entry names")
-        # kubo estimates a directory by its links (name + CID bytes) and shards it
-        # as a HAMT past the threshold: refuse rather than give a different CID
-        estimate = sum(len(n.encode("utf-8")) + len(c.cid.to_bytes()) for n, c in entries)
-        if estimate >= HAMT_THRESHOLD:
-            raise InvalidInput(
-                f"directory of {len(entries)} entries would be HAMT-sharded by kubo; "
-                "the fake daemon does not implement sharded directories (add fewer entries "
-                "per directory)"
-            )
+        if needs_sharding(entries):
+            return build_shard(entries, self._store_pb)
         links = [PBLink(child.cid, name, child.size) for name, child in entries]
         block = encode_pbnode(links, encode_unixfs(TYPE_DIRECTORY))
         return self._store_pb(block, sum(child.size for _, child in entries), 0)

@@ -11,7 +11,8 @@ dag-pb ``PBNode``: ``Links`` (field 2, repeated ``PBLink``) are written **before
 ``Tsize`` (3, varint: the cumulative size of the linked DAG).
 
 UnixFS ``Data``: ``Type`` (1), ``Data`` (2, omitted when there is none), ``filesize``
-(3), ``blocksizes`` (4, repeated, not packed).  Only the fields the importer and the
+(3), ``blocksizes`` (4, repeated, not packed), ``hashType`` (5) and ``fanout`` (6)
+for HAMT shards.  Only the fields the importer and the
 fake daemon need are decoded; unknown fields are skipped.
 
 Decoding raises :class:`ipfscluster.errors.InvalidInput` for malformed blocks.
@@ -79,6 +80,8 @@ class UnixFSData:
     data: bytes | None = None
     filesize: int | None = None
     blocksizes: tuple = ()
+    hash_type: int | None = None
+    fanout: int | None = None
 
 
 def _key(field: int, wire: int) -> bytes:
@@ -112,6 +115,8 @@ def encode_unixfs(
     data: bytes | None = None,
     filesize: int | None = None,
     blocksizes=(),
+    hash_type: int | None = None,
+    fanout: int | None = None,
 ) -> bytes:
     """Return the bytes of a UnixFS ``Data`` message (fields in number order)."""
     out = bytearray(_varint_field(1, type_))
@@ -121,6 +126,10 @@ def encode_unixfs(
         out += _varint_field(3, filesize)
     for size in blocksizes:
         out += _varint_field(4, size)
+    if hash_type is not None:
+        out += _varint_field(5, hash_type)
+    if fanout is not None:
+        out += _varint_field(6, fanout)
     return bytes(out)
 
 
@@ -178,6 +187,7 @@ def decode_unixfs(data: bytes) -> UnixFSData:
     """Decode a UnixFS Data message.  Raises InvalidInput when it is malformed or has
     no Type."""
     type_, payload, filesize, blocksizes = None, None, None, []
+    hash_type = fanout = None
     try:
         for field, wire, value in _fields(data):
             if field == 1 and wire == _VARINT:
@@ -188,8 +198,12 @@ def decode_unixfs(data: bytes) -> UnixFSData:
                 filesize = value
             elif field == 4 and wire == _VARINT:
                 blocksizes.append(value)
+            elif field == 5 and wire == _VARINT:
+                hash_type = value
+            elif field == 6 and wire == _VARINT:
+                fanout = value
     except ValueError as e:
         raise InvalidInput(f"invalid UnixFS data: {e}") from None
     if type_ is None:
         raise InvalidInput("invalid UnixFS data: no Type field")
-    return UnixFSData(type_, payload, filesize, tuple(blocksizes))
+    return UnixFSData(type_, payload, filesize, tuple(blocksizes), hash_type, fanout)
