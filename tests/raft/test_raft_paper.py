@@ -608,3 +608,58 @@ def test_timeout_now_starts_election_without_prevote():
     assert f.role == CANDIDATE and f.term == 2
     reqs = msgs(drain(f), VoteRequest)
     assert all(r.transfer and not r.pre_vote for r in reqs)
+
+
+# --- restart from storage --------------------------------------------------------------
+
+
+def test_restart_from_snapshot_and_trailing_log_redelivers_committed_entries():
+    from ipfscluster.consensus.raft.messages import Snapshot, SnapshotMeta
+
+    snap = Snapshot(SnapshotMeta(10, 2, ("a", "b", "c", "d"), 7), b"state@10")
+    ents = entries_with_terms([1] * 4 + [2] * 8, start=6)  # 6..17
+    core = make_core("a", ABC, hard_state=HardState(3, "b", 14), snapshot=snap,
+                     entries=ents, log_base=(5, 1))
+    assert (core.first_index, core.last_index, core.commit, core.applied) == (6, 17, 14, 10)
+    assert core.voters == ("a", "b", "c", "d") and core.config_index == 7
+    assert core.term_at(5) == 1 and core.term_at(10) == 2 and core.term_at(4) is None
+    rd = drain(core)
+    assert [e.index for e in rd.committed_entries] == [11, 12, 13, 14]
+    assert rd.entries == () and rd.hard_state is None and rd.snapshot is None
+
+
+def test_restart_with_snapshot_newer_than_stored_log_uses_it_as_base():
+    from ipfscluster.consensus.raft.messages import Snapshot, SnapshotMeta
+
+    snap = Snapshot(SnapshotMeta(20, 3, ABC, 0), b"s")
+    core = make_core("a", ABC, hard_state=HardState(3, None, 4), snapshot=snap,
+                     entries=entries_with_terms([1, 1, 1, 1]))
+    assert (core.first_index, core.last_index, core.commit, core.last_term) == (21, 20, 20, 3)
+
+
+def test_commit_persisted_ahead_of_lost_entries_is_clamped():
+    core = make_core("a", ABC, hard_state=HardState(2, None, 9), entries=entries_with_terms([1, 1]))
+    assert core.commit == 2 and core.last_index == 2
+
+
+def test_compact_keeps_trailing_logs_and_records_configuration():
+    core = elected(trailing_logs=3)
+    drain(core)
+    core.step(AppendResponse("b", "a", 1, True, 1))
+    core.propose_conf_change("add", "d")
+    core.step(AppendResponse("b", "a", 1, True, 2))
+    core.step(AppendResponse("c", "a", 1, True, 2))
+    for i in range(6):
+        core.propose(b"p%d" % i)
+    core.step(AppendResponse("b", "a", 1, True, 8))
+    core.step(AppendResponse("c", "a", 1, True, 8))
+    drain(core)
+    assert core.applied == 8
+    res = core.compact(7, b"snap")
+    assert res.snapshot.index == 7 and res.snapshot.voters == ("a", "b", "c", "d")
+    assert res.snapshot.config_index == 2
+    assert res.first_index == 5 and res.base_term == 1 and core.first_index == 5
+    with pytest.raises(ValueError):
+        core.compact(9, b"not applied yet")
+    with pytest.raises(ValueError):
+        core.compact(6, b"older than the snapshot")

@@ -248,6 +248,11 @@ class RaftCore:
         ents = [e for e in entries if e.index > self._base_index]
         if ents and ents[0].index != self._base_index + 1:
             raise ValueError("stored log has a gap after its base %d" % self._base_index)
+        if self._base_index + len(ents) < meta.index:
+            # the snapshot is newer than the whole stored log (a crash between storing
+            # an installed snapshot and dropping the log): the snapshot is the base
+            self._base_index, self._base_term = meta.index, meta.term
+            ents = []
         self._log: list[Entry] = ents
         self._conf: list[tuple[int, tuple[str, ...]]] = []  # config entries after snapshot
         for e in ents:
@@ -269,7 +274,7 @@ class RaftCore:
         self._progress: dict[str, _Progress] = {}
         self._msgs: list = []
         self._pending_snapshot: Snapshot | None = None
-        self._incoming: tuple[int, int, bytearray, InstallSnapshot] | None = None
+        self._incoming: tuple[tuple, bytearray] | None = None  # snapshot being received
         self._reads: list[_PendingRead] = []
         self._waiting_reads: list[Any] = []
         self._read_seq = 0
@@ -689,14 +694,17 @@ class RaftCore:
         if m.index <= self.commit:
             self._send(SnapshotResponse(self.id, m.src, self.term, m.index, m.size, True))
             return
+        # a transfer resumes only with the same sender and the same snapshot; anything
+        # else starts over at offset 0
+        key = (m.src, m.index, m.snap_term, m.size)
         inc = self._incoming
-        if inc is None or (inc[0], inc[1]) != (m.index, m.snap_term):
+        if inc is None or inc[0] != key:
             if m.offset != 0:
                 self._send(SnapshotResponse(self.id, m.src, self.term, m.index, 0, False))
                 return
-            inc = (m.index, m.snap_term, bytearray(), m)
+            inc = (key, bytearray())
             self._incoming = inc
-        buf = inc[2]
+        buf = inc[1]
         if m.offset != len(buf):
             self._send(SnapshotResponse(self.id, m.src, self.term, m.index, len(buf), False))
             return
