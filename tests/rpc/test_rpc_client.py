@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
@@ -533,3 +535,53 @@ def test_bad_arguments_fail_the_deferred(net, make_peers):
     warm = a.client.call_command(b.peer_id, commands.ClusterPinGet, {})  # connection ready
     assert isinstance(result_of(cold), InvalidSignature)
     assert isinstance(result_of(warm), InvalidSignature)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("call"), st.sampled_from([1.0, 2.5, 10.0])),
+            st.tuples(st.just("end"), st.integers(min_value=0, max_value=30)),
+            st.tuples(st.just("wait"), st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+        ),
+        max_size=40,
+    )
+)
+def test_deadlines_expire_exactly_the_late_calls(steps):
+    from twisted.internet.task import Clock
+
+    from ipfscluster.rpc.client import _Call, _Deadlines
+
+    clock = Clock()
+    expired = []
+
+    def on_expiry(call):
+        expired.append((call, clock.seconds()))
+        call.deferred = None
+
+    deadlines = _Deadlines(clock, on_expiry)
+    calls = []
+    for action, value in steps:
+        if action == "call":
+            call = _Call("peer", commands.ClusterVersion, value, clock.seconds())
+            call.deferred = object()  # pending
+            calls.append(call)
+            deadlines.add(call)
+        elif action == "end" and calls:
+            call = calls[value % len(calls)]
+            if call.deferred is not None:
+                call.deferred = None
+                deadlines.ended(call)
+        else:
+            clock.advance(value)
+        for call, at in expired:
+            assert at >= call.deadline  # never early
+        for call in calls:
+            if call.deferred is not None:
+                assert clock.seconds() < call.deadline  # never late
+    for call in calls:
+        if call.deferred is not None:
+            call.deferred = None
+            deadlines.ended(call)
+    assert not clock.getDelayedCalls()  # no timer once nothing is pending
