@@ -83,6 +83,7 @@ from twisted.internet import defer, error as ierror
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from treq.client import HTTPClient
 from twisted.web import client as webclient
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
@@ -347,8 +348,8 @@ class IPFSHTTPConnector(Service):
         self.config = config
         self.clock = clock
         self.node_multiaddress: Multiaddr = config.node_multiaddress
-        _, host, port = self.node_multiaddress._tcp_parts("connect")
-        host = host.rstrip(".")
+        self.node_multiaddress.client_endpoint_string()  # InvalidMultiaddr unless IP/DNS + TCP
+        host, port = self.node_multiaddress.host.rstrip("."), self.node_multiaddress.port
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         self.pin_timeout = _seconds(config.pin_timeout)
         self.request_timeout = _seconds(
@@ -377,11 +378,9 @@ class IPFSHTTPConnector(Service):
         self._next_slot = 0.0  # clock time of the next request while rate-limited
 
     def _production_client(self, reactor):
-        import treq
-
         self._pool = webclient.HTTPConnectionPool(reactor, persistent=True)
         agent = webclient.Agent(reactor, pool=self._pool)
-        return treq.HTTPClient(agent)
+        return HTTPClient(agent)
 
     # --- service ------------------------------------------------------------------
 
