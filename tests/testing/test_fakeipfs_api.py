@@ -673,3 +673,21 @@ def test_option_values_are_checked_like_kubo(stub):
     cid = stub.add(data)["Hash"]
     assert stub.post("cat", [("arg", cid), ("offset", "010")]).body == data[8:]  # octal
     assert stub.post("cat", [("arg", cid), ("offset", "0x3")]).body == data[3:]
+
+
+def test_add_layout_options(stub):
+    data = bytes(range(256)) * 10  # 2560 bytes
+    narrow = stub.add(data, params=[("chunker", "size-100"), ("max-file-links", "3")])
+    root = decode_pbnode(stub.daemon.blockstore.get(CID.parse(narrow["Hash"])))
+    assert len(root.links) == 3
+    assert stub.post("cat", [("arg", narrow["Hash"])]).body == data
+    nocopy = stub.add(HELLO, params=[("nocopy", "true")])
+    assert nocopy["Hash"] == str(CID.v1(RAW, sha256_multihash(HELLO)))
+
+
+@pytest.mark.parametrize(
+    "option", [("preserve-mode", "true"), ("inline", "true"), ("mtime", "5"), ("trickle", "true")]
+)
+def test_add_refuses_layouts_it_cannot_reproduce(stub, option):
+    reply = stub.post("add", [option], files=[("f", b"x")])
+    assert reply.status == 500 and "does not implement" in reply.json()["Message"]

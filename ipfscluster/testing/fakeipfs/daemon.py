@@ -43,7 +43,13 @@ from ipfscluster.testing.fakeipfs.errors import (
 )
 from ipfscluster.testing.fakeipfs.faults import Faults
 from ipfscluster.testing.fakeipfs.hamt import shard_slot_names
-from ipfscluster.testing.fakeipfs.importer import Imported, Importer, ImportOptions, parse_chunker
+from ipfscluster.testing.fakeipfs.importer import (
+    DEFAULT_MAX_LINKS,
+    Imported,
+    Importer,
+    ImportOptions,
+    parse_chunker,
+)
 from ipfscluster.testing.fakeipfs.multipart import (
     DirectoryEntry,
     FileEntry,
@@ -511,12 +517,28 @@ class FakeIPFS:
             )
         if call.bool("trickle"):
             raise KuboCommandError("the fake daemon does not implement the trickle layout")
+        # options that change the DAG in ways the fake does not reproduce: refuse them
+        # rather than answer with CIDs kubo would not give
+        for name in ("preserve-mode", "preserve-mtime", "inline"):
+            if call.bool(name):
+                raise KuboCommandError(f"the fake daemon does not implement {name}")
+        for name in ("mode", "mtime", "max-directory-links", "to-files"):
+            if call.has(name):
+                raise KuboCommandError(f"the fake daemon does not implement {name}")
+        if call.int("max-hamt-fanout", 256) != 256:
+            raise KuboCommandError("the fake daemon only builds HAMT shards of fanout 256")
         raw_leaves = call.bool("raw-leaves") if call.has("raw-leaves") else None
+        if raw_leaves is None and call.bool("nocopy"):
+            raw_leaves = True  # kubo: nocopy implies raw leaves
+        max_links = call.int("max-file-links", DEFAULT_MAX_LINKS)
+        if max_links < 1:
+            raise KuboCommandError(f"max-file-links must be positive, not {max_links}")
         try:
             return ImportOptions(
                 cid_version=cid_version or 0,
                 raw_leaves=raw_leaves,
                 chunk_size=parse_chunker(call.str("chunker")),
+                max_links=max_links,
             )
         except InvalidInput as e:
             raise KuboCommandError(str(e)) from None
