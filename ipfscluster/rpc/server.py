@@ -24,7 +24,10 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from zope.interface import implementer
+
 from ipfscluster.errors import ClusterError, RemoteError, UnknownCommand
+from ipfscluster.interfaces import IComponent
 
 log = Logger(namespace="rpc")
 
@@ -129,6 +132,7 @@ def _local_error(failure, command):
     )
 
 
+@implementer(IComponent)
 class RPCServer(Service):
     """Listens for cluster peers on ``listen`` (a multiaddress).
 

@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 
 from ipfscluster import errors
 from ipfscluster.identity import Identity
-from ipfscluster.interfaces import IRPCClient
+from ipfscluster.interfaces import IComponent, IRPCClient
 from ipfscluster.rpc import commands
 from ipfscluster.rpc.client import RPCClient
 from ipfscluster.rpc.server import Responders, RPCServer
@@ -158,9 +158,10 @@ def make_peers(net):
 # --- basic calls ---------------------------------------------------------------------------
 
 
-def test_client_provides_the_interface(net, make_peers):
+def test_client_and_server_provide_their_interfaces(net, make_peers):
     [a] = make_peers(1)
     assert verifyObject(IRPCClient, a.client)
+    assert verifyObject(IComponent, a.server)
     assert a.client.local_peer == a.peer_id
 
 
