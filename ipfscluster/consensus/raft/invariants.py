@@ -110,7 +110,7 @@ class InvariantChecker:
                            % (node, core.term, d[0]))
             if core.term == d[0] and d[1] is not None and core.vote != d[1]:
                 self._fail("%s forgot its vote for %s in term %d" % (node, d[1], d[0]))
-            if core.commit < min(d[2], core.last_index) and core.commit < d[2]:
+            if core.commit < d[2]:
                 self._fail("%s restarted with commit %d below durable %d"
                            % (node, core.commit, d[2]))
         self._last_term[node] = core.term
