@@ -23,7 +23,6 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-
 from zope.interface import implementer
 
 from ipfscluster.errors import ClusterError, RemoteError, UnknownCommand

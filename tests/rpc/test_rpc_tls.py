@@ -7,10 +7,10 @@ with a ``MemoryReactorClock``: no sockets, no real time.
 from __future__ import annotations
 
 import datetime
-import os
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -231,7 +231,7 @@ def test_check_certificate_refuses_non_ed25519_keys():
         .serial_number(5)
         .not_valid_before(moment)
         .not_valid_after(moment + datetime.timedelta(days=1))
-        .sign(key, __import__("cryptography.hazmat.primitives.hashes").hazmat.primitives.hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
     with pytest.raises(errors.CertificateRejected, match="not an Ed25519"):
         tls.check_certificate(cert, None, T0)
