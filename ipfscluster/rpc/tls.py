@@ -7,9 +7,11 @@ Every peer holding the 32-byte ``cluster.secret`` derives the same *cluster CA*:
 - CA key: HKDF-SHA256 over the secret (no salt, info :data:`CA_KDF_INFO`, which
   carries a version so that a future scheme can change it) gives 32 bytes, used as
   an Ed25519 seed.
-- CA certificate: fixed subject (:data:`CA_COMMON_NAME`), fixed serial, fixed
-  validity window, deterministic extensions; Ed25519 signatures are deterministic,
-  so every peer builds the *byte-identical* certificate without exchanging it.
+- CA certificate: fixed subject (:data:`CA_COMMON_NAME` plus the CA key's
+  fingerprint, see :func:`ca_fingerprint`), fixed serial, fixed validity window,
+  deterministic extensions; Ed25519 signatures are deterministic, so every peer
+  builds the *byte-identical* certificate without exchanging it.  The fingerprint
+  is logged at start: peers logging the same one hold the same secret.
 
 At start each peer makes a *leaf certificate* for its own identity key (the key
 behind its peer ID), signed by the CA, valid from the injected clock's "now"
@@ -21,10 +23,11 @@ is done by :func:`check_certificate` against the injected clock, which is the
 authority: it requires an Ed25519 key (the peer ID is derived from it), a signature
 by the cluster CA, a validity window containing "now", and, on the dialling side,
 the peer ID that was dialled (a *misdial* otherwise).  OpenSSL's own chain check
-(the CA is the only trust anchor) decides which TLS alert the other side sees:
-"unknown CA" for a certificate from another cluster, which lets the other side log
-that the secrets probably differ too.  TLS session resumption is disabled so that
-every connection presents and verifies certificates.
+(the CA is the only trust anchor; peers send their leaf only, never a chain)
+decides which TLS alert the other side sees: "unknown CA" for a certificate from
+another cluster, since CAs of different secrets differ by name, which lets the
+other side log that the secrets probably differ too.  TLS session resumption is
+disabled so that every connection presents and verifies certificates.
 
 Empty secret: there is no CA; each peer presents a self-signed leaf and any leaf
 with an Ed25519 key is accepted (its peer ID is still bound to the key by the TLS
