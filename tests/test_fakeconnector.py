@@ -12,6 +12,7 @@ from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.testing.connector_contract import ConnectorContract
 from ipfscluster.testing.fakeconnector import FakeIPFSConnector
 from ipfscluster.types import IPFSPinStatus, Pin
+from tests.pintracker_env import failure, result
 
 A = CID.v0(b"\xaa" * 32)
 B = CID.v0(b"\xbb" * 32)
@@ -54,20 +55,19 @@ def fake(clock):
 
 def test_fail_then_unfail(fake):
     fake.fail(A)
-    failure = fake.pin(Pin.new(A))
-    err = _failure(failure)
+    err = failure(fake.pin(Pin.new(A)))
     assert isinstance(err, IPFSError) and "injected" in str(err)
     assert not fake.is_pinned(A)
     # other CIDs are unaffected
-    assert _result(fake.pin(Pin.new(B))) is None
+    assert result(fake.pin(Pin.new(B))) is None
     fake.unfail(A)
-    assert _result(fake.pin(Pin.new(A))) is None
+    assert result(fake.pin(Pin.new(A))) is None
     assert fake.is_pinned(A)
 
 
 def test_fail_with_given_error(fake):
     fake.fail(A, OperationTimeout("slow"))
-    assert isinstance(_failure(fake.unpin(A)), OperationTimeout)
+    assert isinstance(failure(fake.unpin(A)), OperationTimeout)
 
 
 def test_hang_until_released(fake):
@@ -78,7 +78,7 @@ def test_hang_until_released(fake):
     assert fake.in_flight == 1
     assert not fake.is_pinned(A)  # hangs before doing anything
     fake.release(A)
-    assert _result(d) is None
+    assert result(d) is None
     assert fake.is_pinned(A)
     assert fake.in_flight == 0 and fake.max_in_flight == 1
 
@@ -91,7 +91,7 @@ def test_hang_times_out_after_pin_timeout(clock):
     clock.advance(119)
     assert not d.called
     clock.advance(1)
-    assert isinstance(_failure(d), OperationTimeout)
+    assert isinstance(failure(d), OperationTimeout)
     assert fake.waiting() == []
     fake.stopService()
 
@@ -100,21 +100,21 @@ def test_cancel_hung_call(fake):
     fake.hang(A)
     d = fake.unpin(A)
     d.cancel()
-    assert isinstance(_failure(d), defer.CancelledError)
+    assert isinstance(failure(d), defer.CancelledError)
     assert fake.waiting() == [] and fake.in_flight == 0
 
 
 def test_unreachable(fake):
     fake.set_reachable(False)
-    assert isinstance(_failure(fake.pin(Pin.new(A))), IPFSUnreachable)
-    assert isinstance(_failure(fake.pin_ls_cid(A)), IPFSUnreachable)
-    assert isinstance(_failure(fake.pin_ls("recursive", lambda c, s: None)), IPFSUnreachable)
-    ident = _result(fake.id())
+    assert isinstance(failure(fake.pin(Pin.new(A))), IPFSUnreachable)
+    assert isinstance(failure(fake.pin_ls_cid(A)), IPFSUnreachable)
+    assert isinstance(failure(fake.pin_ls("recursive", lambda c, s: None)), IPFSUnreachable)
+    ident = result(fake.id())
     assert ident.error and not ident.id
     ready = fake.ready()
     assert not ready.called
     fake.set_reachable(True)
-    assert ready.called and _result(fake.pin_ls_cid(A)) is IPFSPinStatus.UNPINNED
+    assert ready.called and result(fake.pin_ls_cid(A)) is IPFSPinStatus.UNPINNED
 
 
 def test_latency_on_the_clock(clock):
@@ -124,11 +124,11 @@ def test_latency_on_the_clock(clock):
     clock.advance(1.9)
     assert not d.called and fake.in_flight == 1
     clock.advance(0.1)
-    assert _result(d) is None and fake.in_flight == 0
+    assert result(d) is None and fake.in_flight == 0
     pending = fake.pin_ls_cid(A)
     fake.stopService()
     assert clock.getDelayedCalls() == []
-    assert isinstance(_failure(pending), ShuttingDown)
+    assert isinstance(failure(pending), ShuttingDown)
 
 
 def test_cancel_during_latency(clock):
@@ -136,7 +136,7 @@ def test_cancel_during_latency(clock):
     fake.startService()
     d = fake.pin(Pin.new(A))
     d.cancel()
-    assert isinstance(_failure(d), defer.CancelledError)
+    assert isinstance(failure(d), defer.CancelledError)
     assert clock.getDelayedCalls() == []
     clock.advance(5)
     assert not fake.is_pinned(A)
@@ -151,34 +151,34 @@ def test_stop_fails_hung_calls_and_refuses_new_ones(clock):
     ready_waiter = fake.ready()
     fake.stopService()
     assert clock.getDelayedCalls() == []
-    assert isinstance(_failure(d), ShuttingDown)
+    assert isinstance(failure(d), ShuttingDown)
     assert fake.in_flight == 0
-    assert isinstance(_failure(ready_waiter), ShuttingDown)
-    assert isinstance(_failure(fake.pin_ls_cid(A)), ShuttingDown)
+    assert isinstance(failure(ready_waiter), ShuttingDown)
+    assert isinstance(failure(fake.pin_ls_cid(A)), ShuttingDown)
 
 
 def test_behind_the_back_changes(fake):
     fake.add_pin(A)
-    assert _result(fake.pin_ls_cid(A)) is IPFSPinStatus.RECURSIVE
+    assert result(fake.pin_ls_cid(A)) is IPFSPinStatus.RECURSIVE
     fake.remove_pin(A)
-    assert _result(fake.pin_ls_cid(A)) is IPFSPinStatus.UNPINNED
+    assert result(fake.pin_ls_cid(A)) is IPFSPinStatus.UNPINNED
 
 
 def test_pin_ls_counts_and_filters(fake):
     fake.add_pin(A)
     fake.add_pin(B, IPFSPinStatus.DIRECT)
     got = []
-    assert _result(fake.pin_ls("recursive", lambda c, s: got.append((c, s)))) == 1
+    assert result(fake.pin_ls("recursive", lambda c, s: got.append((c, s)))) == 1
     assert got == [(A, IPFSPinStatus.RECURSIVE)]
-    assert isinstance(_failure(fake.pin_ls("bogus", lambda c, s: None)), IPFSError)
+    assert isinstance(failure(fake.pin_ls("bogus", lambda c, s: None)), IPFSError)
 
 
 def test_swarm_connect_records_peer(fake):
     peer = fake.peer_id
     addr = Multiaddr.parse(f"/ip4/127.0.0.1/tcp/4001/p2p/{peer}")
-    _result(fake.swarm_connect(addr))
-    assert _result(fake.swarm_peers()) == [peer]
-    assert isinstance(_failure(fake.swarm_connect(Multiaddr.parse("/ip4/127.0.0.1/tcp/1"))), IPFSError)
+    result(fake.swarm_connect(addr))
+    assert result(fake.swarm_peers()) == [peer]
+    assert isinstance(failure(fake.swarm_connect(Multiaddr.parse("/ip4/127.0.0.1/tcp/1"))), IPFSError)
 
 
 def test_calls_are_recorded(fake):
@@ -186,17 +186,3 @@ def test_calls_are_recorded(fake):
     fake.unpin(A)
     fake.pin_ls_cid(B)
     assert fake.calls == [("pin", A), ("unpin", A), ("pin_ls_cid", B)]
-
-
-def _result(d):
-    results = []
-    d.addCallbacks(results.append, lambda f: pytest.fail(f"unexpected failure: {f}"))
-    assert results, "the Deferred has not fired"
-    return results[0]
-
-
-def _failure(d):
-    failures = []
-    d.addCallbacks(lambda r: pytest.fail(f"unexpected success: {r!r}"), failures.append)
-    assert failures, "the Deferred has not fired"
-    return failures[0].value

@@ -1,0 +1,96 @@
+"""The local state: what the pin tracker knows and wants about each CID.
+
+One :class:`Entry` per CID the tracker deals with, in a plain dict.  An entry holds
+
+- ``info``: the ``PinInfo`` shown to operators (None: the CID is *not tracked*,
+  i.e. ``unpinned``; ``status()`` then answers a fresh ``unpinned`` record);
+- ``pin``: the latest ``Pin`` value from the shared state (kept for retries);
+- ``goal``: what the tracker is driving the CID towards (pinned here, remote, or
+  gone);
+- ``queued`` / ``running``: its waiting and its running operation (at most one each);
+- two small integers used by the sync passes (``changed``: the tracker's change
+  counter at the last status change, so a sync answer that raced with an operation
+  is ignored; ``mark`` / ``shared``: the generation of the last ``sync_all`` pass that saw the
+  CID pinned on IPFS / of the last ``state_sync`` that saw it in the shared state), so
+  ``sync_all`` and ``state_sync`` need no set of CIDs besides this dict.
+
+An entry stays in the dict while an operation for it is queued or running, even
+when ``info`` is None, so a late result can never be applied to another entry.
+Entries use ``__slots__``: a peer may track millions of CIDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ipfscluster.cid import CID
+from ipfscluster.types import PinInfo
+
+__all__ = ["Entry", "LocalState"]
+
+
+class Entry:
+    """The tracker's record for one CID (mutable, owned by the tracker)."""
+
+    __slots__ = ("cid", "pin", "goal", "info", "queued", "running", "pinned_depth", "changed", "mark", "shared")
+
+    def __init__(self, cid: CID, pin, goal):
+        self.cid = cid
+        self.pin = pin
+        self.goal = goal
+        self.info: PinInfo | None = None
+        self.queued = None
+        self.running = None
+        self.pinned_depth: int | None = None  # max_depth of the last successful pin
+        self.changed = 0
+        self.mark = 0
+        self.shared = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when no operation is queued or running for the CID."""
+        return self.queued is None and self.running is None
+
+    def __repr__(self) -> str:
+        status = self.info.status.to_json() if self.info is not None else "untracked"
+        return f"<Entry {self.cid} {status} goal={self.goal}>"
+
+
+class LocalState:
+    """CID -> :class:`Entry`, with the counts and views the tracker needs."""
+
+    def __init__(self):
+        self._entries: dict[CID, Entry] = {}
+
+    def __len__(self) -> int:
+        """Number of entries (tracked CIDs plus untracked ones with work pending)."""
+        return len(self._entries)
+
+    def get(self, cid: CID) -> Entry | None:
+        """The entry of ``cid`` or None."""
+        return self._entries.get(cid)
+
+    def setdefault(self, cid: CID, pin, goal) -> Entry:
+        """The entry of ``cid``, created (untracked, with ``pin`` and ``goal``) if absent."""
+        entry = self._entries.get(cid)
+        if entry is None:
+            entry = self._entries[cid] = Entry(cid, pin, goal)
+        return entry
+
+    def discard(self, entry: Entry) -> None:
+        """Drop ``entry`` when it is untracked and idle (else keep it)."""
+        if entry.info is None and entry.idle and self._entries.get(entry.cid) is entry:
+            del self._entries[entry.cid]
+
+    def entries(self) -> Iterator[Entry]:
+        """Iterate the entries in place (the caller must not add or remove entries
+        while iterating)."""
+        return iter(self._entries.values())
+
+    def infos(self) -> tuple[PinInfo, ...]:
+        """A consistent snapshot of the ``PinInfo`` of every tracked CID.
+
+        A tuple of references to the (immutable) values: one pointer per entry,
+        the values themselves are shared, not copied.
+        """
+        return tuple(e.info for e in self._entries.values() if e.info is not None)
