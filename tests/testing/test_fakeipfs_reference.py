@@ -194,3 +194,22 @@ def test_add_sharded_directory_matches_the_reference(reference, tmp_path, stub, 
     assert decode_unixfs(shard.data).type == 5  # a HAMT shard, not a plain directory
     name = sources[7][0]
     assert stub.post("cat", [("arg", f"/ipfs/{got[''][0]}/{name}")]).body == b"entry 7\n"
+
+
+@pytest.mark.parametrize(
+    "options, params",
+    [
+        ({"cidVersion": 0, "rawLeaves": True}, [("raw-leaves", "true")]),
+        ({"cidVersion": 1, "rawLeaves": False}, [("cid-version", "1"), ("raw-leaves", "false")]),
+        (
+            {"cidVersion": 0, "chunkSize": 1000, "maxLinks": 11},
+            [("chunker", "size-1000"), ("max-file-links", "11")],
+        ),
+    ],
+)
+def test_add_options_match_the_reference(reference, contents, stub, options, params):
+    """Other leaf kinds, chunk sizes and widths: a deep tree from a 262145-byte file."""
+    path, data = contents[CHUNK + 1]
+    expected = reference([dict(options, id="o", files=[{"path": "f", "source": path}])])["o"][0]
+    event = stub.add(data, name="f", params=params)
+    assert (event["Hash"], event["Size"]) == (expected["cid"], expected["size"])

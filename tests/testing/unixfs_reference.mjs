@@ -1,7 +1,8 @@
 // Independent reference for the fake daemon's importer: computes the CIDs and
 // cumulative sizes that `ipfs add` gives, with the npm ipfs-unixfs-importer set to
 // kubo's legacy defaults.  Input (stdin, JSON): {"cases": [...]}, each case
-//   {"id", "cidVersion", "files": [{"path", "source"}], "dirs": ["path", ...], "wrap"}
+//   {"id", "cidVersion", "files": [{"path", "source"}], "dirs": ["path", ...], "wrap",
+//    optional "rawLeaves", "chunkSize", "maxLinks" overriding kubo's defaults}
 // where "source" is a file on disk holding the content.  Output (stdout, JSON):
 //   {"<id>": [{"path", "cid", "size"}, ...]} with every entry the importer yields.
 import { importer } from 'ipfs-unixfs-importer'
@@ -10,15 +11,15 @@ import { balanced } from 'ipfs-unixfs-importer/layout'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import * as fs from 'node:fs'
 
-function kuboOptions (cidVersion, wrap) {
+function kuboOptions (c) {
   return {
-    cidVersion,
-    rawLeaves: cidVersion === 1,
+    cidVersion: c.cidVersion,
+    rawLeaves: c.rawLeaves ?? c.cidVersion === 1,
     reduceSingleLeafToSelf: true,
     leafType: 'file',
-    chunker: fixedSize({ chunkSize: 262144 }),
-    layout: balanced({ maxChildrenPerNode: 174 }),
-    wrapWithDirectory: wrap
+    chunker: fixedSize({ chunkSize: c.chunkSize ?? 262144 }),
+    layout: balanced({ maxChildrenPerNode: c.maxLinks ?? 174 }),
+    wrapWithDirectory: !!c.wrap
   }
 }
 
@@ -36,7 +37,7 @@ for (const c of request.cases) {
   for (const f of c.files) source.push({ path: f.path, content: fs.createReadStream(f.source) })
   const blockstore = new MemoryBlockstore()
   const entries = []
-  for await (const entry of importer(source, blockstore, kuboOptions(c.cidVersion, !!c.wrap))) {
+  for await (const entry of importer(source, blockstore, kuboOptions(c))) {
     entries.push({ path: entry.path ?? '', cid: entry.cid.toString(), size: entry.size.toString() })
   }
   out[c.id] = entries
