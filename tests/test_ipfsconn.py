@@ -593,7 +593,7 @@ def test_pin_ls_calls_receive_as_items_arrive():
     slow = SlowPinLs(
         [
             json.dumps({"Cid": str(a), "Type": "recursive"}).encode() + b"\n",
-            json.dumps({"Cid": str(b), "Type": "indirect"}).encode() + b"\n",
+            json.dumps({"Cid": str(b), "Type": "indirect"}).encode(),  # no final newline
         ]
     )
     e = Env(wrap=lambda kubo: slow)
@@ -604,6 +604,23 @@ def test_pin_ls_calls_receive_as_items_arrive():
     slow.finish()
     assert e.value(d) == 2
     assert got[1] == (b, IPFSPinStatus.INDIRECT)
+    e.close()
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"garbage\n", "answer to pin/ls that is not JSON"),
+        (b"[1, 2]\n", "answer to pin/ls is not a JSON object"),
+        (b'{"Cid": "nonsense", "Type": "recursive"}\n', "invalid CID in pin/ls"),
+        (b'{"Message": "pin/ls: datastore closed", "Type": "error"}\n', "200: pin/ls: datastore closed"),
+    ],
+)
+def test_pin_ls_stream_problems_are_ipfs_errors(line, message):
+    slow = SlowPinLs([line])
+    e = Env(wrap=lambda kubo: slow)
+    err = e.failure(e.conn.pin_ls("all", lambda c, s: None), IPFSError)
+    assert message in str(err)
     e.close()
 
 

@@ -113,6 +113,8 @@ __all__ = [
     "FAILURE_THRESHOLD",
     "FAILURE_RATE_INTERVAL",
     "ORIGINS_CONNECT_TIMEOUT",
+    "POOL_SIZE",
+    "CONNECT_TIMEOUT",
     "PIN_TYPE_FILTERS",
     "NOT_PINNED_MESSAGES",
 ]
@@ -133,6 +135,10 @@ FAILURE_THRESHOLD = 10
 FAILURE_RATE_INTERVAL = 1.0
 #: seconds given to the best-effort ``swarm/connect`` to a pin's origins
 ORIGINS_CONNECT_TIMEOUT = 10.0
+#: idle HTTP connections the production client keeps open to the daemon
+POOL_SIZE = 10
+#: seconds the production client waits for a TCP connection to the daemon
+CONNECT_TIMEOUT = 30.0
 #: the ``type`` filters ``pin/ls`` accepts
 PIN_TYPE_FILTERS = ("recursive", "direct", "indirect", "all")
 #: kubo's answers meaning "this CID is not pinned" (``pin/rm``, ``pin/ls?arg=``)
@@ -379,7 +385,9 @@ class IPFSHTTPConnector(Service):
 
     def _production_client(self, reactor):
         self._pool = webclient.HTTPConnectionPool(reactor, persistent=True)
-        agent = webclient.Agent(reactor, pool=self._pool)
+        # idle connections kept for reuse: enough for concurrent pins plus the loops
+        self._pool.maxPersistentPerHost = POOL_SIZE
+        agent = webclient.Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=self._pool)
         return HTTPClient(agent)
 
     # --- service ------------------------------------------------------------------
