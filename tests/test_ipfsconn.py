@@ -213,6 +213,18 @@ def test_ready_backs_off_exponentially_up_to_the_longest_delay():
     e.close()
 
 
+def test_a_cancelled_ready_waiter_does_not_disturb_the_others():
+    e = Env()
+    e.settle(e.kubo.go_down())
+    e.conn.startService()
+    first, second = e.conn.ready(), e.conn.ready()
+    first.cancel()
+    e.failure(first, defer.CancelledError)
+    e.settle(e.kubo.come_up())
+    assert e.value(second, advance=1.0) is None
+    e.close()
+
+
 def test_stop_fails_ready_waiters_with_shutting_down():
     e = Env()
     e.settle(e.kubo.go_down())
@@ -327,6 +339,17 @@ def test_pin_without_progress_is_cancelled_after_pin_timeout(env):
     env.stub.flush()
     assert env.network.waiting == 0  # the request was cancelled on the daemon too
     assert env.kubo.pin_mode(missing) is None
+
+
+def test_pin_whose_answer_never_starts_is_cancelled_after_pin_timeout(env):
+    hang = env.kubo.faults.hang("pin/add")
+    d = env.conn.pin(Pin.new(absent_cid()))
+    env.stub.flush()
+    assert hang.waiting == 1
+    env.clock.advance(PIN_TIMEOUT)
+    env.failure(d, OperationTimeout)
+    env.stub.flush()
+    assert hang.waiting == 0
 
 
 def test_pin_timeout_argument_overrides_the_config(env):

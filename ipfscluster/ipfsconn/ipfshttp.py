@@ -427,9 +427,13 @@ class IPFSHTTPConnector(Service):
             return defer.succeed(None)
         if self._stopping:
             return defer.fail(ShuttingDown("the IPFS connector is shutting down"))
-        d = defer.Deferred(lambda w: w in self._ready_waiters and self._ready_waiters.remove(w))
+        d = defer.Deferred(self._forget_waiter)
         self._ready_waiters.append(d)
         return d
+
+    def _forget_waiter(self, d: defer.Deferred) -> None:
+        if d in self._ready_waiters:
+            self._ready_waiters.remove(d)
 
     async def _wait_for_daemon(self) -> None:
         delay, longest = self.ready_backoff
@@ -494,10 +498,13 @@ class IPFSHTTPConnector(Service):
                     result = Failure(ShuttingDown("the IPFS connector is shutting down"))
                 elif op.cancelled:
                     result = Failure(defer.CancelledError())
-            if not outer.called:
-                outer.callback(result)
+            if outer.called:  # only after a cancellation: nothing left to report
+                if isinstance(result, Failure):
+                    result.trap(defer.CancelledError, ShuttingDown)
             elif isinstance(result, Failure):
-                result.trap(defer.CancelledError, ShuttingDown)
+                outer.errback(result)
+            else:
+                outer.callback(result)
 
         inner.addBoth(finish)
         return outer
