@@ -46,6 +46,7 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
             "ipfshttpclient>=0.7",  # a real kubo client, against the fake daemon
+            "multiaddr<0.1",  # ipfshttpclient's; later releases pull in trio
         ],
     },
     entry_points={
