@@ -21,7 +21,6 @@ from twisted.web import resource, server
 from zope.interface.verify import verifyObject
 
 from ipfscluster.cid import CID, DAG_PB, RAW, sha256_multihash
-from ipfscluster.config.durations import Duration
 from ipfscluster.config.ipfshttp import IPFSHTTPConfig
 from ipfscluster.errors import InvalidInput, IPFSError, IPFSUnreachable, NotFound
 from ipfscluster.errors import OperationTimeout, ShuttingDown
@@ -363,7 +362,7 @@ def test_pin_timeout_argument_overrides_the_config(env):
 def test_pin_completes_when_the_content_appears_before_the_timeout(env):
     data = b"late content\n"
     other = env.other_daemon()
-    cid = CID.v0(sha256_multihash(b"\x0a" + bytes([len(data) + 6]) + b"\x08\x02\x12" + bytes([len(data)]) + data + b"\x18" + bytes([len(data)]))[2:])
+    cid = FakeIPFS(clock=env.clock).add_bytes(data, pin=False).cid  # on a network of its own
     d = env.conn.pin(Pin.new(cid))
     env.stub.flush()
     env.clock.advance(60)
