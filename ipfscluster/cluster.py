@@ -287,7 +287,7 @@ class Cluster:
                 self.clock,
                 ping_interval,
                 lambda: ping_metric(self.clock, self.peer_id, ping_interval),
-                self._publish_metric,
+                self._publish_metric_d,
                 name="ping",
             )
         ]
@@ -297,7 +297,7 @@ class Cluster:
                     self.clock,
                     informer.ttl / 2.0,
                     informer.get_metric,
-                    self._publish_metric,
+                    self._publish_metric_d,
                     retry_interval=0.5,
                     name=informer.name,
                 )
@@ -305,6 +305,9 @@ class Cluster:
         for pub in pubs:
             pub.startService()
             self._publishers.append(pub)
+
+    def _publish_metric_d(self, metric) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._publish_metric(metric))
 
     async def _publish_metric(self, metric) -> None:
         """Store ``metric`` here and send it to every other peer of the peerset."""
@@ -880,7 +883,7 @@ def build_cluster(config, reactor, *, alloc: str = "disk-freespace", connector=N
     consensus = RaftConsensus(
         peer_id=peer_id,
         config=config.raft,
-        data_folder=config.raft_data_folder(),
+        data_folder=config.raft_data_folder,
         state=state,
         rpc=rpc_client,
         clock=reactor,
