@@ -581,7 +581,7 @@ class FakeIPFS:
                 meta["Mtime"] = entry.mtime
             top = entry.name
 
-            def emit(name, root=None, nbytes=None, top=top, meta=meta):
+            def emit(name, root=None, nbytes=None, meta=meta):
                 event = {"Name": name}
                 if root is not None:
                     event["Hash"] = str(root.cid)
