@@ -31,9 +31,12 @@ After every event the touched node is checked by
 same state and that every acknowledged write is in it.
 
 Command line: ``python -m ipfscluster.consensus.raft.sim --seeds N --events M``
-runs seeds ``0..N-1`` with M random schedule steps each, prints a summary and exits
-1 on the first violation, printing the seed and the schedule (``--seed S -v``
-replays one seed with the full schedule).
+runs seeds ``0..N-1`` with M random schedule steps each (a step is one client
+operation or fault, then 1–60 ms of traffic; every simulated event in between is
+checked), prints a summary and exits 1 on the first violation, printing the seed
+and the schedule (``--seed S -v`` replays one seed with the full schedule).
+``--faults none|nemesis|network|disk`` picks the fault profile, ``--nodes`` and
+``--spare`` the cluster size and the extra nodes used for membership changes.
 """
 
 from __future__ import annotations
@@ -91,6 +94,12 @@ class Faults:
 NO_FAULTS = Faults()
 NEMESIS_FAULTS = Faults(drop=0.05, dup=0.05, reorder=0.1, slow_fsync=0.05,
                         fsync_outlier=0.005, torn=0.5, skew=True)
+PROFILES = {
+    "none": NO_FAULTS,  # crashes, partitions and pauses only
+    "nemesis": NEMESIS_FAULTS,
+    "network": Faults(drop=0.1, dup=0.1, reorder=0.5, reorder_ms=300, max_delay=30),
+    "disk": Faults(slow_fsync=0.3, fsync_outlier=0.05, torn=1.0),
+}
 
 
 # --- disk model ---------------------------------------------------------------------
@@ -839,6 +848,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="run only this seed")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--spare", type=int, default=2, help="extra nodes for joins")
+    parser.add_argument("--faults", choices=sorted(PROFILES), default="nemesis",
+                        help="fault profile of the network, disks and clocks")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the schedule")
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.start, args.start + args.seeds)
@@ -846,7 +857,7 @@ def main(argv=None) -> int:
     totals = dict(events=0, messages=0, acked=0, elections=0)
     for seed in seeds:
         try:
-            sim = run_seed(seed, args.events, args.nodes, args.spare)
+            sim = run_seed(seed, args.events, args.nodes, args.spare, PROFILES[args.faults])
         except InvariantViolation as exc:
             sim = exc.sim
             print("VIOLATION seed=%d: %s" % (seed, exc))
