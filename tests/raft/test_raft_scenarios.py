@@ -73,9 +73,10 @@ def assert_linearizable(sim):
 def test_t1_election_basic_3():
     """A leader appears within 2x the election timeout plus slack; exactly one leader
     per term (checked on every event); followers learn the leader id."""
-    for seed in range(40):
+    for seed in range(100):
         sim = Sim(seed, nodes=3)
-        assert sim.run_until(lambda: sim.leader() is not None, 2 * 2 * ELECTION_MS + 300, 5)
+        # randomised timeouts are below 2x the election timeout; slack for the rounds
+        assert sim.run_until(lambda: sim.leader() is not None, 2 * ELECTION_MS + 300, 5)
         ld = sim.leader()
         sim.run_for(300)
         assert {n.core.lead for n in sim.nodes.values()} == {ld.id}
