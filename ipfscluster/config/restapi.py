@@ -12,6 +12,13 @@
 - ``basic_auth_credentials``: ``null`` (no authentication) or an object
   ``{"user": "password", ...}``; an empty object is an error, because it would
   refuse every request while looking like "no users configured".
+- CORS, as modern upstream: ``cors_allowed_origins``, ``cors_allowed_methods``,
+  ``cors_allowed_headers``, ``cors_exposed_headers`` (lists of strings); left out
+  (or empty) they mean upstream's defaults (every origin; GET, POST, HEAD; the
+  usual request headers; Content-Type, X-Stream-Output, X-Chunked-Output,
+  X-Content-Length).  Written only when set.
+- ``max_body_size``: the largest ``POST /add`` body in bytes; left out (or 0) it
+  is 1 GiB.  Written only when set.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import attrs
 
 from ipfscluster.config.base import (
     DurationKind,
+    IntKind,
     Kind,
+    ListKind,
     MultiaddrKind,
     Section,
     StrKind,
@@ -69,7 +78,22 @@ class CredentialsKind(Kind):
         return None if value is None else dict(value)
 
 
+@attrs.frozen
+class _OptionalList(ListKind):
+    """A list of strings written only when not empty (empty: the default)."""
+
+    omit_when_empty = True
+
+
+@attrs.frozen
+class _OptionalSize(IntKind):
+    """A size in bytes written only when set (0: the default)."""
+
+    omit_when_empty = True
+
+
 _ZERO_OK = DurationKind(minimum=Duration(0))
+_STRINGS = _OptionalList(StrKind())
 _LISTEN = "listen_multiaddress"
 _NEW_LISTEN = "http_listen_multiaddress"
 
@@ -91,6 +115,11 @@ class RestAPIConfig(Section):
     write_timeout: Duration = setting(_ZERO_OK, Duration.parse("1m0s"))
     idle_timeout: Duration = setting(_ZERO_OK, Duration.parse("2m0s"))
     basic_auth_credentials: dict | None = setting(CredentialsKind(), None)
+    cors_allowed_origins: tuple = setting(_STRINGS, ())
+    cors_allowed_methods: tuple = setting(_STRINGS, ())
+    cors_allowed_headers: tuple = setting(_STRINGS, ())
+    cors_exposed_headers: tuple = setting(_STRINGS, ())
+    max_body_size: int = setting(_OptionalSize(), 0)
 
     def __attrs_post_init__(self):
         if bool(self.ssl_cert_file) != bool(self.ssl_key_file):

@@ -195,6 +195,9 @@ class _LimitedRequest(server.Request):
 
     body_too_large = 0
     limit_for = None  # set on the class built per service: path -> limit
+    # the handlers parse bodies themselves (twisted's form parsing loses filenames,
+    # rejects some valid uploads and would copy every upload into request.args)
+    _parsePOSTFormSubmission = False
 
     def gotLength(self, length):
         self._received = 0
@@ -487,7 +490,9 @@ class RestAPI(service.Service):
 
     @staticmethod
     def _query(request) -> dict[str, str]:
-        return query_args(request.args)
+        # from the URL only: a form body never adds parameters
+        _, _, query = request.uri.partition(b"?")
+        return query_args(http.parse_qs(query, 1))
 
     async def _stream(self, request, items, **kwargs) -> None:
         await stream_ndjson(request, items, **kwargs)
