@@ -9,6 +9,9 @@ pending Deferred of a request that does not answer at once (waits, hangs).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 
 import attrs
 import pytest
@@ -136,3 +139,64 @@ def make_stub(clock, network):
 def stub_of():
     """Wrap any daemon in a StubKubo client."""
     return StubKubo
+
+
+# --- npm packages used as independent references --------------------------------------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NPM_CACHE = os.path.join(os.path.dirname(os.path.dirname(HERE)), ".cache", "npm-unixfs")
+NPM_PACKAGES = {
+    "ipfs-unixfs-importer": "17.1.1",  # the reference importer
+    "blockstore-core": "5.0.4",  # its MemoryBlockstore
+    "kubo-rpc-client": "7.1.0",  # the JavaScript kubo client
+}
+NPM_INSTALL_DEADLINE = 600
+
+
+@attrs.frozen
+class NpmCache:
+    node: str
+    folder: str
+
+    def script(self, name: str) -> tuple[str, str]:
+        """Copy the test script ``name`` next to the packages; return (node, path)."""
+        target = os.path.join(self.folder, name)
+        shutil.copyfile(os.path.join(HERE, name), target)
+        return self.node, target
+
+
+def _npm_installed() -> bool:
+    for name, version in NPM_PACKAGES.items():
+        try:
+            with open(os.path.join(NPM_CACHE, "node_modules", name, "package.json")) as f:
+                if json.load(f).get("version") != version:
+                    return False
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def npm_cache():
+    """The npm packages of NPM_PACKAGES, installed once into ``.cache/npm-unixfs``.
+
+    CI reaches the npm registry, so a missing node/npm or a failed install fails the
+    tests that need them rather than skipping them.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are needed for the reference checks of the fake daemon")
+    os.makedirs(NPM_CACHE, exist_ok=True)
+    if not _npm_installed():
+        with open(os.path.join(NPM_CACHE, "package.json"), "w") as f:
+            json.dump({"name": "fakeipfs-reference", "private": True, "dependencies": NPM_PACKAGES}, f)
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--no-package-lock"],
+            cwd=NPM_CACHE,
+            capture_output=True,
+            text=True,
+            timeout=NPM_INSTALL_DEADLINE,
+        )
+        if done.returncode != 0 or not _npm_installed():
+            pytest.fail(f"npm install of the reference packages failed:\n{done.stderr[-2000:]}")
+    return NpmCache(node, NPM_CACHE)

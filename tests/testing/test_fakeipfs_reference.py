@@ -3,18 +3,15 @@
 The reference is the npm package ``ipfs-unixfs-importer`` (with ``blockstore-core``'s
 MemoryBlockstore), run by ``node`` and configured like kubo's defaults (fixed 256 KiB
 chunks, balanced layout with 174 links, UnixFS leaves and CIDv0, or raw leaves with
-CIDv1).  A session fixture installs it once into ``.cache/npm-unixfs`` (git-ignored)
-with ``npm install``; CI reaches the npm registry, so a failed install fails the
-tests rather than skipping them.  The reference itself is first checked on kubo's
-known answers.
+CIDv1).  The ``npm_cache`` session fixture (conftest) installs it once into
+``.cache/npm-unixfs`` (git-ignored).  The reference itself is first checked on
+kubo's known answers.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import subprocess
 
 import pytest
@@ -23,56 +20,22 @@ from ipfscluster.cid import CID
 from ipfscluster.testing.fakeipfs.multipart import encode_multipart
 from ipfscluster.testing.fakeipfs.unixfs import decode_pbnode, decode_unixfs
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-CACHE = os.path.join(REPO, ".cache", "npm-unixfs")
-PACKAGES = {"ipfs-unixfs-importer": "17.1.1", "blockstore-core": "5.0.4"}
-INSTALL_DEADLINE = 600
 CHUNK = 262144
 
 PATTERN = bytes(range(251))  # no chunk of a patterned file repeats another
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 174 * CHUNK + 1, 20 * 1024 * 1024]
 
 
-def _installed() -> bool:
-    for name, version in PACKAGES.items():
-        path = os.path.join(CACHE, "node_modules", name, "package.json")
-        try:
-            with open(path) as f:
-                if json.load(f).get("version") != version:
-                    return False
-        except (OSError, ValueError):
-            return False
-    return True
-
-
 @pytest.fixture(scope="session")
-def reference():
+def reference(npm_cache):
     """A function running the node reference on cases; see unixfs_reference.mjs."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("node and npm are needed to check add against ipfs-unixfs-importer")
-    os.makedirs(CACHE, exist_ok=True)
-    if not _installed():
-        with open(os.path.join(CACHE, "package.json"), "w") as f:
-            json.dump({"name": "fakeipfs-reference", "private": True, "dependencies": PACKAGES}, f)
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--no-package-lock"],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_DEADLINE,
-        )
-        if done.returncode != 0 or not _installed():
-            pytest.fail(f"npm install of the reference importer failed:\n{done.stderr[-2000:]}")
-    script = os.path.join(CACHE, "unixfs_reference.mjs")
-    shutil.copyfile(os.path.join(HERE, "unixfs_reference.mjs"), script)
+    node, script = npm_cache.script("unixfs_reference.mjs")
 
     def run(cases):
         done = subprocess.run(
             [node, script],
             input=json.dumps({"cases": cases}),
-            cwd=CACHE,
+            cwd=npm_cache.folder,
             capture_output=True,
             text=True,
             timeout=300,
