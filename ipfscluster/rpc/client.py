@@ -634,3 +634,43 @@ def _failed(error) -> Deferred:
     d = Deferred()
     d.errback(Failure(error))
     return d
+
+
+class RaftTransport:
+    """The Raft layer's network over the cluster RPC.
+
+    Provides ``send(peer_id, data)`` (the ``IRaftTransport`` of
+    :mod:`ipfscluster.consensus.raft.node`, duck-typed so that this component does
+    not import another): fire and forget, one ``Raft.Message`` call per message, in
+    order over the peer's connection; a message that cannot be delivered within
+    ``network_timeout`` is dropped (Raft retries by itself), logged at debug level
+    only (the client already warns when a peer becomes unreachable).
+
+    :meth:`serve` registers the receiving side: every ``Raft.Message`` is handed to
+    ``receive(data, sender)`` with the authenticated peer ID of the sender
+    (``RaftNode.receive``).
+    """
+
+    def __init__(self, client: RPCClient):
+        self._client = client
+
+    def send(self, peer_id: str, data: bytes) -> None:
+        """Send one encoded Raft message; never raises, never reports failures."""
+        d = self._client.send_raft_message(peer_id, data)
+        d.addErrback(self._dropped, peer_id)
+
+    @staticmethod
+    def _dropped(failure, peer_id):
+        log.debug(
+            "raft message to {peer} dropped: {error}", peer=peer_id, error=failure.getErrorMessage()
+        )
+
+    @staticmethod
+    def serve(responders, receive) -> None:
+        """Deliver incoming ``Raft.Message`` payloads to ``receive(data, sender)``."""
+
+        def handle(caller, payload):
+            receive(payload, caller)
+            return {}
+
+        responders.register(commands.RaftMessage, handle)

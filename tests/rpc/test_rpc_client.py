@@ -586,3 +586,23 @@ def test_deadlines_expire_exactly_the_late_calls(steps):
             call.deferred = None
             deadlines.ended(call)
     assert not clock.getDelayedCalls()  # no timer once nothing is pending
+
+
+def test_raft_transport_delivers_in_order_with_the_sender_and_drops_quietly(net, make_peers):
+    from ipfscluster.rpc.client import RaftTransport
+
+    a, b, dead = make_peers(3)
+    received = []
+    RaftTransport.serve(b.responders, lambda data, sender: received.append((data, sender)))
+    transport = RaftTransport(a.client)
+    from ipfscluster.consensus.raft.node import IRaftTransport
+
+    assert verifyObject(IRaftTransport, transport, tentative=True)
+    net.refused.add(dead.port)
+    with capturedLogs() as logged:
+        for i in range(20):
+            transport.send(b.peer_id, b"message %d" % i)
+        transport.send(dead.peer_id, b"lost")
+        net.run()
+    assert received == [(b"message %d" % i, a.peer_id) for i in range(20)]
+    assert not [e for e in logged if e.get("log_failure") is not None]
