@@ -191,7 +191,8 @@ class FakeIPFS:
         self.online = True
         # the last REQUEST_LOG requests seen (without bodies), for tests
         self.requests: collections.deque[Call] = collections.deque(maxlen=REQUEST_LOG)
-        self._listener = None  # set by server.listen
+        self._listener = None  # set by listen()
+        self._resource = None
         self.network.join(self)
 
     # --- identity and config ------------------------------------------------------
@@ -301,7 +302,9 @@ class FakeIPFS:
         """The twisted.web resource serving this daemon's API (for StubTreq)."""
         from ipfscluster.testing.fakeipfs.server import KuboAPIResource
 
-        return KuboAPIResource(self)
+        if self._resource is None:
+            self._resource = KuboAPIResource(self)
+        return self._resource
 
     # --- content ------------------------------------------------------------------
 
