@@ -29,7 +29,8 @@ Two calling styles: the command level (:meth:`call_command`, :meth:`call_all`,
 :meth:`iter_pages`: arguments and results are the commands' dicts) and the
 interface level (:meth:`call`, :meth:`call_multiple`: ``service``, ``method``,
 one argument, one result value).  The Raft layer sends opaque bytes with
-:meth:`send_raft_message` and :meth:`send_snapshot_chunk`.
+:meth:`send_raft_message` and :meth:`send_snapshot_chunk`, or through
+:class:`RaftTransport` (``send(peer_id, bytes)``, fire and forget).
 """
 
 from __future__ import annotations
