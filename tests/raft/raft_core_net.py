@@ -119,3 +119,25 @@ class Net:
                                     entries=ents, **self.kw)
         self.down.discard(nid)
         self.drive(nid)
+
+
+def checker_history(sim):
+    """A simulator's client history as operations of the linearizability checker.
+
+    Definitely failed operations are left out; writes without an answer get an
+    infinite return time (they may take effect any time after their call).
+    """
+    import math
+
+    from ipfscluster.testing.linearizability import Operation
+
+    ops = []
+    for o in sim.history:
+        if o.ok is False:
+            continue
+        if o.kind == "read":
+            if o.ok:
+                ops.append(Operation(o.id, "status", o.cid, o.call, o.ret, o.value))
+        else:
+            ops.append(Operation(o.id, o.kind, o.cid, o.call, o.ret if o.ok else math.inf))
+    return ops

@@ -8,14 +8,13 @@ failing schedule is shrunk by Hypothesis to a minimal list of steps.
 
 from __future__ import annotations
 
-import math
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from raft_core_net import checker_history
 
 from ipfscluster.consensus.raft.sim import NEMESIS_FAULTS, NO_FAULTS, Faults, Sim
-from ipfscluster.testing.linearizability import Operation, check_history
+from ipfscluster.testing.linearizability import check_history
 
 NODES = 5
 node_index = st.integers(0, NODES - 1)
@@ -93,16 +92,7 @@ class RaftSchedule(RuleBasedStateMachine):
         if sim is None:
             return
         sim.settle()
-        ops = []
-        for o in sim.history:
-            if o.ok is False:
-                continue
-            if o.kind == "read":
-                if o.ok:
-                    ops.append(Operation(o.id, "status", o.cid, o.call, o.ret, o.value))
-            else:
-                ops.append(Operation(o.id, o.kind, o.cid, o.call, o.ret if o.ok else math.inf))
-        result = check_history(ops)
+        result = check_history(checker_history(sim))
         assert result.ok, (result.failing_cid, result.explanation)
 
 

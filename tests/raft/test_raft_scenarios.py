@@ -9,24 +9,16 @@ election timeout is 1,000 ms (randomised up to 2,000 ms) and heartbeats go every
 
 from __future__ import annotations
 
-import math
 import random
 import time
 
 import pytest
-from raft_core_net import Net
+from raft_core_net import Net, checker_history
 
 from ipfscluster.consensus.raft.core import FOLLOWER, LEADER, RaftCore
 from ipfscluster.consensus.raft.messages import Entry
-from ipfscluster.consensus.raft.sim import (
-    NEMESIS_FAULTS,
-    NO_FAULTS,
-    Disk,
-    Faults,
-    Sim,
-    load_disk,
-)
-from ipfscluster.errors import LeadershipTransferInProgress, ConfigChangeInProgress
+from ipfscluster.consensus.raft.sim import Disk, Faults, Sim
+from ipfscluster.errors import ConfigChangeInProgress, LeadershipTransferInProgress
 from ipfscluster.testing.linearizability import Operation, check_history
 
 ELECTION_MS = 1000
@@ -48,22 +40,8 @@ def write_and_wait(sim, n, cid_prefix="c", max_ms=5_000):
     return ops
 
 
-def history(sim):
-    """The sim's client history as linearizability-checker operations."""
-    ops = []
-    for o in sim.history:
-        if o.ok is False:
-            continue  # definitely had no effect
-        if o.kind == "read":
-            if o.ok:
-                ops.append(Operation(o.id, "status", o.cid, o.call, o.ret, o.value))
-            continue
-        ops.append(Operation(o.id, o.kind, o.cid, o.call, o.ret if o.ok else math.inf))
-    return ops
-
-
 def assert_linearizable(sim):
-    result = check_history(history(sim))
+    result = check_history(checker_history(sim))
     assert result.ok, (sim.seed, result.failing_cid, result.explanation)
 
 

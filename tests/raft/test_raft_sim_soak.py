@@ -10,23 +10,14 @@ acknowledged write survived.
 
 from __future__ import annotations
 
-import math
+from raft_core_net import checker_history
 
 from ipfscluster.consensus.raft import sim as simmod
-from ipfscluster.testing.linearizability import Operation, check_history
+from ipfscluster.testing.linearizability import check_history
 
 
 def linearizable(sim):
-    ops = []
-    for o in sim.history:
-        if o.ok is False:
-            continue
-        if o.kind == "read":
-            if o.ok:
-                ops.append(Operation(o.id, "status", o.cid, o.call, o.ret, o.value))
-        else:
-            ops.append(Operation(o.id, o.kind, o.cid, o.call, o.ret if o.ok else math.inf))
-    return check_history(ops)
+    return check_history(checker_history(sim))
 
 
 def test_t28_nemesis_soak_500_seeds_x_300_steps():
