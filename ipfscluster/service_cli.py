@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import ipfscluster
@@ -162,7 +163,7 @@ def _daemon(options: tap.PeerOptions) -> int:
     cluster_logging.begin_logging(
         [cluster_logging.make_observer(sys.stderr, options.loglevel, options.debug)]
     )
-    tap.install_sighup(reactor)
+    tap.install_stop_signals(reactor, (signal.SIGHUP, signal.SIGINT))
     reactor.callWhenRunning(peer.startService)
     reactor.addSystemEventTrigger("before", "shutdown", peer.stopService)
     reactor.run()

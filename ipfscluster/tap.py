@@ -243,13 +243,24 @@ def build_peer_service(options: PeerOptions, reactor, log_observer=None) -> Peer
     return PeerService(config, reactor, options, log_observer=log_observer)
 
 
-def install_sighup(reactor) -> None:
-    """Make SIGHUP stop the reactor gracefully, like SIGINT and SIGTERM (§2.2)."""
+def install_stop_signals(reactor, signums=(signal.SIGHUP,)) -> None:
+    """Make each signal of ``signums`` stop the reactor gracefully, as SIGTERM does
+    (reference §2.2: SIGINT, SIGTERM and SIGHUP all shut the peer down).
 
-    def on_hup(signum, frame):
-        reactor.callFromThread(reactor.stop)
+    Installing SIGINT here also covers a peer started with SIGINT ignored (a
+    background job of a non-interactive shell), which Twisted would leave ignored.
+    """
 
-    signal.signal(signal.SIGHUP, on_hup)
+    def stop():
+        if reactor.running:
+            reactor.stop()
+
+    def on_signal(signum, frame):
+        log.info("received {signal}, shutting down", signal=signal.Signals(signum).name)
+        reactor.callFromThread(stop)
+
+    for signum in signums:
+        signal.signal(signum, on_signal)
 
 
 # --- twistd -----------------------------------------------------------------------
@@ -320,5 +331,5 @@ def makeService(options: Options) -> PeerService:
     from twisted.internet import reactor
 
     service_ = build_peer_service(options.peer_options, reactor, _twistd_log_observer(options))
-    install_sighup(reactor)
+    install_stop_signals(reactor)  # twistd itself handles SIGINT and SIGTERM
     return service_

@@ -52,9 +52,12 @@ def run(cmd, cwd, **extra_env) -> subprocess.CompletedProcess:
 class Running:
     """A child process whose stdout+stderr are read as they come."""
 
-    def __init__(self, cmd, cwd, **extra_env):
+    def __init__(self, cmd, cwd, ignore_sigint=False, **extra_env):
+        # ignore_sigint: start the child as a shell starts a background job
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         self.proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd, cwd=cwd, env=env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
         )
         self.output = b""
 
@@ -101,8 +104,8 @@ def running():
     child still alive at teardown is killed."""
     started = []
 
-    def start(cmd, cwd, **extra_env):
-        proc = Running(cmd, cwd, **extra_env)
+    def start(cmd, cwd, ignore_sigint=False, **extra_env):
+        proc = Running(cmd, cwd, ignore_sigint=ignore_sigint, **extra_env)
         started.append(proc)
         return proc
 

@@ -237,6 +237,18 @@ def test_process_daemon_runs_and_stops_on_signal(signum, tmp_path, running):
     assert status == 0
     assert elapsed < 2.0
     assert f"peer {peer_id} stopped" in proc.output.decode()
+    if signum != signal.SIGTERM:
+        assert f"received {signal.Signals(signum).name}, shutting down" in proc.output.decode()
+
+
+@pytest.mark.slow
+def test_process_daemon_stops_on_sigint_even_when_started_ignoring_it(tmp_path, running):
+    folder = str(tmp_path / "peer")
+    peer_id = ServiceConfig.init(folder).cluster.peer_id
+    proc = running(procs.service_cmd("-c", folder), cwd=tmp_path, ignore_sigint=True)
+    proc.wait_for(f"peer {peer_id} is ready")
+    status, elapsed = proc.stop(signal.SIGINT)
+    assert (status, elapsed < 2.0) == (0, True)
 
 
 @pytest.mark.slow
