@@ -162,7 +162,9 @@ class PeerService(service.Service):
         self.options = options or PeerOptions(folder=config.folder)
         self.log_observer = log_observer
         self.failure = None
-        self.ready = defer.Deferred()  # fires (None) once the peer has started
+        # fires (None) once the peer has started; never fires if start-up fails
+        # (then ``failure`` is set and the reactor stops)
+        self.ready = defer.Deferred()
         self._starting: defer.Deferred | None = None
 
     @property
@@ -214,7 +216,10 @@ class PeerService(service.Service):
         """
 
     async def _stop_cluster(self):
-        """Stop what :meth:`_start_cluster` started, in reverse order."""
+        """Stop what :meth:`_start_cluster` started, in reverse order.
+
+        Also called after a failed start: it must stop whatever did start.
+        """
 
     def _start_failed(self, failure):
         self.failure = failure
