@@ -55,28 +55,52 @@ DEFAULT_PAGE_SIZE = 1000
 # --- error table ----------------------------------------------------------------------
 
 
-class _LiveErrorTable(dict):
-    """AMP tag → error class, looked up in :func:`errors.all_error_classes` on use."""
-
-    def _table(self):
-        return {cls.amp_tag(): cls for cls in E.all_error_classes()}
-
-    def get(self, key, default=None):
-        return self._table().get(key, default)
-
-    def __getitem__(self, key):
-        return self._table()[key]
-
-    def __contains__(self, key):
-        return key in self._table()
-
-
-ERROR_CLASSES = _LiveErrorTable()
+def _error_table() -> dict[bytes, type[E.ClusterError]]:
+    return {cls.amp_tag(): cls for cls in E.all_error_classes()}
 
 
 def error_class(tag: bytes) -> type[E.ClusterError] | None:
     """The ClusterError subclass whose ``amp_tag()`` is ``tag``, or None."""
-    return ERROR_CLASSES.get(tag)
+    return _error_table().get(tag)
+
+
+def rebuild_error(cls: type[E.ClusterError], message: str) -> E.ClusterError:
+    """An instance of ``cls`` carrying ``message`` (as received from a peer).
+
+    Classes whose constructor wants more than the message are built without it.
+    """
+    try:
+        return cls(message)
+    except Exception:
+        error = cls.__new__(cls)
+        E.ClusterError.__init__(error, message)
+        return error
+
+
+class _LiveErrorTable(dict):
+    """AMP's ``reverseErrors`` for our commands: tag → a builder of the error.
+
+    Looked up in :func:`errors.all_error_classes` on use, so error classes defined
+    after this module are known too.  AMP calls the value with the message.
+    """
+
+    def get(self, key, default=None):
+        cls = error_class(key)
+        if cls is None:
+            return default
+        return lambda message: rebuild_error(cls, message)
+
+    def __getitem__(self, key):
+        builder = self.get(key)
+        if builder is None:
+            raise KeyError(key)
+        return builder
+
+    def __contains__(self, key):
+        return error_class(key) is not None
+
+
+ERROR_CLASSES = _LiveErrorTable()
 
 
 # --- argument types -------------------------------------------------------------------

@@ -128,10 +128,11 @@ def test_error_table_is_live():
         """Defined after the commands module was imported."""
 
     assert commands.error_class(b"LateError") is LateError
-    assert commands.ClusterPin.reverseErrors.get(b"LateError") is LateError
+    rebuilt = commands.ClusterPin.reverseErrors.get(b"LateError")("it failed")
+    assert type(rebuilt) is LateError and str(rebuilt) == "it failed"
     assert commands.error_class(b"NoSuchError") is None
     assert commands.error_class(errors.NotFound.amp_tag()) is errors.NotFound
-    del LateError  # leave errors.all_error_classes() as other tests expect it
+    del LateError, rebuilt  # leave errors.all_error_classes() as other tests expect it
     gc.collect()
     assert commands.error_class(b"LateError") is None
 
@@ -140,3 +141,16 @@ def test_declared_errors_are_cluster_errors():
     for command in commands.all_commands().values():
         for cls, tag in command.errors.items():
             assert issubclass(cls, errors.ClusterError) and tag == cls.amp_tag()
+
+
+def test_errors_with_demanding_constructors_are_rebuilt_with_their_message():
+    class Picky(errors.ClusterError):
+        """Needs more than a message."""
+
+        def __init__(self, code: int, message: str):
+            super().__init__(message, code=code)
+
+    rebuilt = commands.rebuild_error(Picky, "remote text")
+    assert type(rebuilt) is Picky and str(rebuilt) == "remote text"
+    del Picky
+    gc.collect()
