@@ -110,6 +110,9 @@ class Cluster:
         self._unsubscribe = None
         self._ready_waiters: list[defer.Deferred] = []
         self._background: set[defer.Deferred] = set()
+        #: called (no arguments) after the peer shut itself down (consensus never
+        #: became ready); the process entry point stops the reactor there
+        self.on_fatal = None
         self._register_rpc()
 
     # --- lifecycle ----------------------------------------------------------------
@@ -160,7 +163,10 @@ class Cluster:
                 "secret; shutting down",
                 seconds=CONSENSUS_START_TIMEOUT,
             )
-            self._track_background(defer.Deferred.fromCoroutine(self.stop()))
+            d = defer.Deferred.fromCoroutine(self.stop())
+            d.addErrback(lambda f: log.failure("shutting down failed", f))
+            if self.on_fatal is not None:
+                d.addBoth(lambda _: self.on_fatal())
             return
         except (ShuttingDown, defer.CancelledError):
             return
@@ -220,9 +226,11 @@ class Cluster:
             if pub.running:
                 await defer.maybeDeferred(pub.stopService)
         self._publishers = []
-        for d in list(self._background):
-            d.cancel()
+        # components first: their pending calls then fail (ShuttingDown), which ends
+        # the background tasks without cancelling them half-way
         await self._stop_started()
+        if self._background:
+            await defer.DeferredList(list(self._background), consumeErrors=True)
 
     async def _stop_started(self) -> None:
         while self._started:
