@@ -28,8 +28,9 @@ returns ``items`` and ``next_cursor`` (None after the last page).
 Errors
 ------
 Every :class:`ipfscluster.errors.ClusterError` subclass travels as its
-``amp_tag()`` and is raised again, with its message, on the calling side
-(the table is *live*: error classes defined after this module are included).
+``amp_tag()`` and is raised again, with its message and its simple fields
+(``NotLeader.leader`` …, see :func:`encode_error`), on the calling side (the table
+is *live*: error classes defined after this module are included).
 Commands also list in ``errors`` the failures callers are expected to handle.
 Any other exception in a handler is logged on the answering peer and reaches the
 caller as :class:`ipfscluster.errors.RemoteError`.
@@ -64,17 +65,45 @@ def error_class(tag: bytes) -> type[E.ClusterError] | None:
     return _error_table().get(tag)
 
 
-def rebuild_error(cls: type[E.ClusterError], message: str) -> E.ClusterError:
-    """An instance of ``cls`` carrying ``message`` (as received from a peer).
+_SIMPLE = (str, int, float, bool, type(None))
 
-    Classes whose constructor wants more than the message are built without it.
+
+def encode_error(error: E.ClusterError) -> str:
+    """The AMP error description of ``error``: JSON of its message and simple fields.
+
+    Fields are the attributes a ``ClusterError`` was given (``NotLeader.leader``,
+    ``ConfigError.key`` …); only strings, numbers, booleans and None travel.
     """
+    fields = {
+        name: value
+        for name, value in vars(error).items()
+        if name != "message" and not name.startswith("_") and isinstance(value, _SIMPLE)
+    }
+    return json.dumps({"message": str(error), "fields": fields}, ensure_ascii=False)
+
+
+def rebuild_error(cls: type[E.ClusterError], description: str) -> E.ClusterError:
+    """An instance of ``cls`` from a description made by :func:`encode_error`.
+
+    A plain-text description is taken as the message.  Classes whose constructor
+    wants more than the message are built without calling it.
+    """
+    message, fields = description, {}
+    if description.startswith("{"):
+        try:
+            decoded = json.loads(description)
+            message, fields = decoded["message"], dict(decoded.get("fields") or {})
+        except (ValueError, KeyError, TypeError):
+            message, fields = description, {}
     try:
-        return cls(message)
+        error = cls(message)
     except Exception:
         error = cls.__new__(cls)
         E.ClusterError.__init__(error, message)
-        return error
+    for name, value in fields.items():
+        if isinstance(name, str) and not name.startswith("_") and isinstance(value, _SIMPLE):
+            setattr(error, name, value)
+    return error
 
 
 class _LiveErrorTable(dict):

@@ -313,7 +313,7 @@ class PeerProtocol(amp.AMP):
         name = command.commandName.decode("ascii") if command is not None else "?"
         if failure.check(ClusterError):
             tag = failure.value.amp_tag()
-            text = str(failure.value)
+            text = commands.encode_error(failure.value)
             # a refused version exchange closes the connection after the answer
             fatal = isinstance(failure.value, IncompatibleProtocol) and command in (None, commands.Hello)
         else:

@@ -215,6 +215,21 @@ def test_remote_typed_errors_arrive_typed(net, make_peers):
     error = result_of(d)
     assert type(error) is errors.NotFound
     assert str(error) == "QmX is not pinned; pin it first"
+
+
+def test_remote_error_fields_travel(net, make_peers):
+    a, b = make_peers(2)
+
+    def not_leader(caller, peer):
+        raise errors.NotLeader("send it to the leader", leader=a.peer_id, term=7, hint=object())
+
+    b.responders.register(commands.ConsensusAddPeer, not_leader)
+    d = a.client.call_command(b.peer_id, commands.ConsensusAddPeer, {"peer": b.peer_id})
+    net.run()
+    error = result_of(d)
+    assert type(error) is errors.NotLeader and str(error) == "send it to the leader"
+    assert error.leader == a.peer_id and error.term == 7
+    assert not hasattr(error, "hint")  # only simple values travel
     # error classes defined after the commands module are known too
     assert commands.error_class(errors.ClusterSecretMismatch.amp_tag()) is errors.ClusterSecretMismatch
 
