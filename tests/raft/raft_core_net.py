@@ -60,7 +60,9 @@ class Net:
                 self.disk[nid][0] = rd.hard_state
             if rd.entries:
                 first = rd.entries[0].index
-                self.disk[nid][1] = [e for e in ents if e.index < first] + list(rd.entries)
+                if ents:
+                    del ents[max(0, first - ents[0].index):]
+                ents.extend(rd.entries)
             self.queue.extend(rd.messages)
             self.sent.extend(rd.messages)
             self.applied[nid].extend(rd.committed_entries)
@@ -116,7 +118,7 @@ class Net:
     def restart(self, nid):
         hs, ents = self.disk[nid]
         self.cores[nid] = make_core(nid, self.ids, seed=self.seed + 999, hard_state=hs,
-                                    entries=ents, **self.kw)
+                                    entries=list(ents), **self.kw)
         self.down.discard(nid)
         self.drive(nid)
 
