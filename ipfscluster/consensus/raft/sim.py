@@ -298,6 +298,10 @@ class Sim:
                  client_timeout: int = 1500, check: bool = True):
         self.seed = seed
         self.rng = random.Random(seed)
+        self.sent = 0      # messages handed to the bus
+        self.events = 0    # simulated events processed (each one checked)
+        self.counts: Counter = Counter()  # messages sent, by type
+        self.drop_filter = None  # callable(message) -> True to lose it (tests)
         self.faults = faults
         self.now = 0
         self._queue: list = []
@@ -325,10 +329,6 @@ class Sim:
             node = SimNode(nid, voters if nid in voters else (), tick)
             self.nodes[nid] = node
             self._boot(node)
-        self.sent = 0
-        self.events = 0
-        self.counts: Counter = Counter()
-        self.drop_filter = None  # callable(message) -> True to lose it (tests)
 
     # --- plumbing ---------------------------------------------------------------
 
