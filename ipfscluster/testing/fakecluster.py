@@ -29,12 +29,15 @@ Knobs for tests:
 - :attr:`fail_after`: ``{"method": (n, error)}``: a collection yields ``n`` items
   and then raises ``error`` (an error in the middle of a stream);
 - :attr:`synthetic`: when > 0, ``pins()`` and ``status_all()`` yield that many
-  generated items, each built only when the consumer asks for it (for streaming
-  tests with 100k items);
+  items, each handed out only when the consumer asks for it (for streaming tests
+  with 100k items; they are one value repeated, so making them costs nothing and
+  keeps nothing);
 - :attr:`gate`: ``(batch, wait)``: collections call ``wait()`` (which may return a
   Deferred) before every ``batch`` items, so a test decides when items are made;
 - counters: :attr:`produced` (items yielded by every collection so far),
-  :attr:`calls` (``(method, args)`` in call order).
+  :attr:`open_streams` (collections started and not yet finished or closed: a
+  consumer that goes away must close them), :attr:`calls` (``(method, args)`` in
+  call order).
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class FakeCluster:
         self.synthetic = 0
         self.gate: tuple[int, object] | None = None
         self.produced = 0
+        self.open_streams = 0
         self.calls: list[tuple[str, tuple]] = []
 
     # --- helpers ----------------------------------------------------------------------
@@ -136,16 +140,20 @@ class FakeCluster:
         """Yield ``items`` (an iterable, consumed lazily) with the knobs applied."""
         stop_after = self.fail_after.get(method)
         count = 0
-        for item in items:
+        self.open_streams += 1
+        try:
+            for item in items:
+                if stop_after is not None and count >= stop_after[0]:
+                    raise stop_after[1]
+                if self.gate is not None and count % self.gate[0] == 0:
+                    await defer.maybeDeferred(self.gate[1])
+                count += 1
+                self.produced += 1
+                yield item
             if stop_after is not None and count >= stop_after[0]:
                 raise stop_after[1]
-            if self.gate is not None and count % self.gate[0] == 0:
-                await defer.maybeDeferred(self.gate[1])
-            count += 1
-            self.produced += 1
-            yield item
-        if stop_after is not None and count >= stop_after[0]:
-            raise stop_after[1]
+        finally:
+            self.open_streams -= 1
 
     def _collection(self, method: str, items_factory, *args) -> AsyncIterator:
         self._call(method, *args)
@@ -265,8 +273,9 @@ class FakeCluster:
         return self._deferred("pin_update", update, from_cid, to_cid, options)
 
     def _synthetic_pins(self):
-        for i in range(self.synthetic):
-            yield Pin.new(synthetic_cid(i), timestamp=_NS)
+        pin = Pin.new(synthetic_cid(0), timestamp=_NS)
+        for _ in range(self.synthetic):
+            yield pin
 
     def _all_pins(self, pin_types):
         if self.synthetic:
@@ -312,11 +321,10 @@ class FakeCluster:
         return gpi
 
     def _synthetic_statuses(self):
-        peers = list(self.peer_ids)
-        for i in range(self.synthetic):
-            gpi = GlobalPinInfo(synthetic_cid(i))
-            for peer in peers:
-                gpi = gpi.add(PinInfo(gpi.cid, peer, status=TrackerStatus.PINNED, timestamp=_NS))
+        gpi = GlobalPinInfo(synthetic_cid(0))
+        for peer in self.peer_ids:
+            gpi = gpi.add(PinInfo(gpi.cid, peer, status=TrackerStatus.PINNED, timestamp=_NS))
+        for _ in range(self.synthetic):
             yield gpi
 
     def _statuses(self, status_filter, local, cids):

@@ -194,7 +194,8 @@ async def _write_items(request, first, items, encode) -> None:
         log.warn("streaming response to {uri} failed: {error}", uri=request.uri.decode("latin-1", "replace"),
                  error=error)
     finally:
-        request.unregisterProducer()
+        if request.channel is not None:  # None once the connection is lost
+            request.unregisterProducer()
     if buffer and not throttle.stopped:
         request.write(b"".join(buffer))
     finish_with_trailers(request, {STREAM_ERROR_TRAILER: error})
