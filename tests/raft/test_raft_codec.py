@@ -64,3 +64,14 @@ def test_config_payload_round_trips_and_rejects_garbage():
     assert m.decode_config(m.encode_config(change)) == change
     with pytest.raises(RaftCodecError):
         m.decode_config(m.encode_config(m.ConfigChange("swap", "n4", ())))
+
+
+def test_default_snapshot_chunk_fits_one_amp_value():
+    from ipfscluster.consensus.raft.core import RaftCore
+
+    chunk = RaftCore("a", rng=__import__("random").Random(0)).snapshot_chunk_size
+    peer = "12D3KooW" + "x" * 44
+    voters = tuple(peer[:-1] + str(i) for i in range(7))
+    raw = m.encode(m.InstallSnapshot(peer, peer, 2**40, 2**40, 2**40, voters, 2**40,
+                                     2**40, 2**40, b"s" * chunk, False))
+    assert len(raw) < 65_535
