@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -69,7 +71,7 @@ def test_config_payload_round_trips_and_rejects_garbage():
 def test_default_snapshot_chunk_fits_one_amp_value():
     from ipfscluster.consensus.raft.core import RaftCore
 
-    chunk = RaftCore("a", rng=__import__("random").Random(0)).snapshot_chunk_size
+    chunk = RaftCore("a", rng=random.Random(0)).snapshot_chunk_size
     peer = "12D3KooW" + "x" * 44
     voters = tuple(peer[:-1] + str(i) for i in range(7))
     raw = m.encode(m.InstallSnapshot(peer, peer, 2**40, 2**40, 2**40, voters, 2**40,
