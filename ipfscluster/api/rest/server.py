@@ -68,6 +68,8 @@ import json
 import os
 
 import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from klein import Klein
 from twisted.application import service
 from twisted.internet import defer, ssl
@@ -406,25 +408,26 @@ class RestAPI(service.Service):
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def _tls_options(self):
+    def _tls_options(self) -> ssl.CertificateOptions:
+        """TLS settings from the SSL files (TLS 1.2 minimum); the key must match
+        the certificate.  Raises ClusterError naming both files otherwise."""
         cert_path = os.path.join(self.config_folder, os.path.expanduser(self.config.ssl_cert_file))
         key_path = os.path.join(self.config_folder, os.path.expanduser(self.config.ssl_key_file))
         try:
             with open(cert_path, "rb") as f:
-                cert_pem = f.read()
+                certificate = x509.load_pem_x509_certificate(f.read())
             with open(key_path, "rb") as f:
-                key_pem = f.read()
-            certificate = ssl.PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem)
-        except Exception as err:  # OSError, OpenSSL and PEM errors alike
+                key = serialization.load_pem_private_key(f.read(), password=None)
+            options = ssl.CertificateOptions(
+                privateKey=key, certificate=certificate, raiseMinimumTo=ssl.TLSVersion.TLSv1_2
+            )
+            options.getContext()  # checks that the key belongs to the certificate
+        except Exception as err:  # OSError, PEM and OpenSSL errors alike
             raise ClusterError(
-                f"api.restapi: cannot load the TLS certificate {cert_path} and key {key_path}: {err}; "
-                "check ssl_cert_file and ssl_key_file"
+                f"api.restapi: cannot load the TLS certificate {cert_path} and key {key_path}: "
+                f"{err or type(err).__name__}; check ssl_cert_file and ssl_key_file"
             ) from None
-        return ssl.CertificateOptions(
-            privateKey=certificate.privateKey.original,
-            certificate=certificate.original,
-            raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
-        )
+        return options
 
     def startService(self):
         """Listen on ``listen_multiaddress`` (HTTPS when the SSL files are set).
