@@ -141,7 +141,7 @@ class Cluster:
         self._unsubscribe = c.monitor.subscribe_alerts(self._on_alert)
         self._track_background(defer.Deferred.fromCoroutine(self._become_ready()))
         log.info(
-            "IPFS Cluster v{version} peer {peer_id} listening on: {addresses}",
+            "IPFS Cluster v{version} peer {peer_id} cluster RPC at: {addresses}",
             version=ipfscluster.__version__,
             peer_id=self.peer_id,
             addresses=", ".join(str(a) for a in self.addresses()),

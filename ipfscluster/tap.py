@@ -175,6 +175,9 @@ class PeerService(service.Service):
     @property
     def listen_addresses(self) -> list[str]:
         """The cluster listen address(es) with ``/p2p/<peer ID>``."""
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None:
+            return [str(a) for a in cluster.addresses()]
         return [f"{self.config.cluster.listen_multiaddress}/p2p/{self.peer_id}"]
 
     def setServiceParent(self, parent):
@@ -210,16 +213,32 @@ class PeerService(service.Service):
         self.ready.callback(None)
 
     async def _start_cluster(self):
-        """Start the cluster components (consensus, RPC, APIs …).
+        """Build the cluster (:func:`ipfscluster.cluster.build_cluster`) and start it.
 
-        The seam for ``ipfscluster.cluster``: nothing to start at this stage.
+        The APIs (REST API, IPFS proxy) come from :func:`api_services`.  If the
+        peer shuts itself down later (consensus never became ready), the reactor is
+        stopped so that the process ends.
         """
+        from ipfscluster.cluster import build_cluster
+
+        self.cluster = build_cluster(
+            self.config, self.reactor, alloc=self.options.allocation.name,
+            apis_factory=lambda cluster: api_services(cluster, self.reactor))
+        self.cluster.on_fatal = self._fatal
+        await self.cluster.start()
+
+    def _fatal(self):
+        if self.reactor.running:
+            self.reactor.stop()
 
     async def _stop_cluster(self):
         """Stop what :meth:`_start_cluster` started, in reverse order.
 
         Also called after a failed start: it must stop whatever did start.
         """
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None:
+            await cluster.stop()
 
     def _start_failed(self, failure):
         self.failure = failure
@@ -236,6 +255,24 @@ class PeerService(service.Service):
             await self._starting
         await self._stop_cluster()
         log.info("peer {peer_id} stopped", peer_id=self.peer_id)
+
+
+def api_services(cluster, reactor) -> list:
+    """The API services of a peer: those whose modules are present.
+
+    The REST API (``api.restapi``) and the IPFS proxy (``ipfs_connector.ipfshttp``
+    proxy keys) listen on their configured addresses.
+    """
+    from ipfscluster.api.rest.server import RestAPI
+
+    services = [RestAPI(cluster.config.restapi, cluster, reactor, cluster.config.folder)]
+    try:
+        from ipfscluster.api.proxy.server import IPFSProxy
+    except ImportError:  # pragma: no cover - during development only
+        IPFSProxy = None
+    if IPFSProxy is not None:
+        services.append(IPFSProxy(cluster.config.ipfshttp, cluster, reactor))
+    return services
 
 
 def build_peer_service(options: PeerOptions, reactor, log_observer=None) -> PeerService:

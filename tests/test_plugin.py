@@ -69,7 +69,7 @@ def test_twistd_runs_the_peer_and_stops_on_sigterm(tmp_path, running):
     peer_id = ServiceConfig.init(folder).cluster.peer_id
     proc = running(procs.twistd_cmd("--config", folder, "--loglevel", "debug"), cwd=tmp_path)
     out = proc.wait_for(f"peer {peer_id} is ready")
-    assert f"[service#info] listening on: /ip4/0.0.0.0/tcp/9096/p2p/{peer_id}" in out
+    assert f"[service#info] listening on: /ip4/127.0.0.1/tcp/9096/p2p/{peer_id}" in out
     status, elapsed = proc.stop(signal.SIGTERM)
     # twistd stops the application cleanly, then re-raises the signal so the exit
     # status says "terminated by SIGTERM" (twistd's own convention since Twisted 21.2)

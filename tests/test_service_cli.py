@@ -230,7 +230,7 @@ def test_process_daemon_runs_and_stops_on_signal(signum, tmp_path, running):
     peer_id = config.cluster.peer_id
     proc = running(procs.service_cmd("-c", folder), cwd=tmp_path)
     out = proc.wait_for(f"peer {peer_id} is ready")
-    assert f"listening on: /ip4/0.0.0.0/tcp/9096/p2p/{peer_id}" in out
+    assert f"listening on: /ip4/127.0.0.1/tcp/9096/p2p/{peer_id}" in out
     assert "[service#info] IPFS Cluster v" in out
     assert "[config#warn] cluster.secret is empty" in out
     status, elapsed = proc.stop(signum)

@@ -173,7 +173,7 @@ async def test_peer_service_starts_logs_and_stops(config, captured):
     texts = [(e.get("log_namespace"), e["log_level"], e.get("log_format"), e) for e in captured]
     starting = [e for ns, _, fmt, e in texts if ns == "service" and "starting" in (fmt or "")]
     assert starting and starting[0]["peer_id"] == config.cluster.peer_id
-    listening = [e["address"] for ns, _, fmt, e in texts if "listening on" in (fmt or "")]
+    listening = [e["address"] for ns, _, fmt, e in texts if ns == "service" and "listening on" in (fmt or "")]
     assert listening == peer.listen_addresses
     warnings = [e for ns, level, _, e in texts if level == LogLevel.warn and ns == "config"]
     assert len(warnings) == 1 and "cluster.secret is empty" in warnings[0]["warning"]
