@@ -285,3 +285,25 @@ def test_finish_with_trailers_after_disconnect_is_a_no_op(connection):
         _disconnected = True
 
     finish_with_trailers(Gone(), {b"X-Stream-Error": "x"})  # nothing to write to, no error
+
+
+# --- body limits on the service's own site -------------------------------------------
+
+
+def test_site_refuses_long_bodies_without_buffering_them(connection, cluster):
+    connection.send(b"POST /peers HTTP/1.1\r\nHost: api\r\nContent-Length: 70000\r\n\r\n" + b"x" * 69_000)
+    request = connection.channel.requests[-1]
+    assert request.body_too_large == 70_000 and request.content.getvalue() == b""
+    connection.send(b"x" * 1000)
+    status, _, body, _ = parse_response(connection.transport.value())
+    assert status == 413 and b"request body too large: 70000 bytes" in body
+
+    connection.transport.clear()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (8000, b"y" * 8000) for _ in range(9))
+    connection.send(b"POST /peers HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    request = connection.channel.requests[-1]
+    assert request.body_too_large == 72_000 and request.content.tell() == 0
+    connection.send(b"0\r\n\r\n")
+    status, _, body, _ = parse_response(connection.transport.value())
+    assert status == 413 and b"request body too large: 72000 bytes" in body
+    assert cluster.calls == []
