@@ -345,7 +345,8 @@ class RPCClient:
     def _wake(self, link: _Link) -> None:
         waiters, link.waiters = link.waiters, []
         for waiter in waiters:
-            waiter.callback(link.conn)
+            if not waiter.called:  # cancelled meanwhile by an earlier waiter's callback
+                waiter.callback(link.conn)
 
     # --- dialling -----------------------------------------------------------------------
 
@@ -435,7 +436,8 @@ class RPCClient:
             )
         waiters, link.waiters = link.waiters, []
         for waiter in waiters:
-            waiter.errback(Failure(error))
+            if not waiter.called:  # a waiter may be cancelled by an earlier one's errback
+                waiter.errback(Failure(error))
 
     # --- calls --------------------------------------------------------------------------
 
