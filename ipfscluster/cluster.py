@@ -110,6 +110,7 @@ class Cluster:
         self._unsubscribe = None
         self._ready_waiters: list[defer.Deferred] = []
         self._background: set[defer.Deferred] = set()
+        self._cid_locks: dict = {}
         #: called (no arguments) after the peer shut itself down (consensus never
         #: became ready); the process entry point stops the reactor there
         self.on_fatal = None
@@ -517,6 +518,24 @@ class Cluster:
         return attrs.evolve(options, replication_factor_min=rmin, replication_factor_max=rmax)
 
     async def _allocate_and_commit(self, pin: Pin, blacklist: Iterable[str] = ()) -> Pin:
+        """Allocate ``pin`` from the current state and metrics, then commit it.
+
+        Operations on the same CID through this peer run one after the other, so a
+        re-allocation always starts from the previous one's result (two failovers
+        of one CID at once would otherwise lose one of the changes).
+        """
+        lock = self._cid_locks.get(pin.cid)
+        if lock is None:
+            lock = self._cid_locks[pin.cid] = defer.DeferredLock()
+        await lock.acquire()
+        try:
+            return await self._allocate_and_commit_locked(pin, blacklist)
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._cid_locks.pop(pin.cid, None)
+
+    async def _allocate_and_commit_locked(self, pin: Pin, blacklist: Iterable[str]) -> Pin:
         from ipfscluster.allocator import allocate
 
         existing = self.c.state.get(pin.cid) if self.c.state.has(pin.cid) else None
