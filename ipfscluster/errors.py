@@ -366,3 +366,55 @@ class CommitOutcomeUnknown(ClusterError):
 
 class RaftNodeFailed(ClusterError):
     """The Raft node stopped after a storage failure; check the logs and the data folder, then restart the peer."""
+
+
+# --- api: REST client (ipfs-cluster-ctl) --------------------------------------------
+
+
+class APIError(ClusterError):
+    """The REST API answered with an error.
+
+    Built as ``APIError(code, message)``: ``code`` is the HTTP status (or the
+    ``code`` of the ``{"code","message"}`` body) and ``message`` the server's text.
+    """
+
+    def __init__(self, code=500, message: str = "", **fields):
+        if isinstance(code, str) and not message:  # APIError("text"), as AMP builds errors
+            code, message = 500, code
+        super().__init__(message or f"HTTP status {code}", code=code, **fields)
+        self.http_status = code
+
+
+class APIUnreachable(ClusterError):
+    """The REST API cannot be reached; check --host (and --https) and that the peer runs.
+
+    ``url`` is the URL requested and ``reason`` what the network said.
+    """
+
+    http_status = 502
+
+
+class APITimeout(APIUnreachable):
+    """The REST API did not answer in time; raise --timeout or check the peer."""
+
+    http_status = 504
+
+
+class APIBadResponse(ClusterError):
+    """The REST API sent a response this client cannot read (is --host a cluster REST API?)."""
+
+    http_status = 502
+
+
+class WaitTimeout(OperationTimeout):
+    """The CID did not reach the wanted status before the wait deadline.
+
+    ``status`` is the last ``GlobalPinInfo`` seen (or None).
+    """
+
+
+class WaitFailed(ClusterError):
+    """A peer reported an error for the CID while waiting for it.
+
+    ``status`` is the ``GlobalPinInfo`` that shows the error.
+    """
