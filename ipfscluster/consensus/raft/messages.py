@@ -119,6 +119,8 @@ class VoteRequest:
 
 @attrs.frozen
 class VoteResponse:
+    """Answer to a (pre-)vote; a granted pre-vote carries the prospective term."""
+
     src: str
     dst: str
     term: int
@@ -128,6 +130,8 @@ class VoteResponse:
 
 @attrs.frozen
 class AppendEntries:
+    """Entries after ``(prev_index, prev_term)`` plus the leader's commit index."""
+
     src: str
     dst: str
     term: int
@@ -170,6 +174,8 @@ class Heartbeat:
 
 @attrs.frozen
 class HeartbeatResponse:
+    """Echoes the heartbeat's ``read_seq`` so the leader can confirm ReadIndex rounds."""
+
     src: str
     dst: str
     term: int
