@@ -766,7 +766,29 @@ class Cluster:
         )
 
     def repo_stat(self, local: bool = False) -> defer.Deferred:
-        return self.c.connector.repo_stat()
+        """This peer's daemon ``RepoStat`` (``local``), or the sum over the peerset's
+        daemons: ``repo_size`` and ``storage_max`` (``repo_size + free_space`` of
+        each) added up; a peer that does not answer is left out (logged)."""
+        if local:
+            return self.c.connector.repo_stat()
+        return defer.Deferred.fromCoroutine(self._repo_stat_all())
+
+    async def _repo_stat_all(self):
+        from ipfscluster.types import RepoStat
+
+        members = await self._members()
+        sizes = await self.c.rpc_client.call_all(members, C.IPFSConnectorRepoSize)
+        frees = await self.c.rpc_client.call_all(members, C.IPFSConnectorFreeSpace)
+        total_size = total_max = 0
+        for peer in members:
+            size, free = sizes.get(peer), frees.get(peer)
+            if not isinstance(size, dict) or not isinstance(free, dict):
+                problem = size if not isinstance(size, dict) else free
+                log.warn("repo stat of {peer} left out: {error}", peer=peer, error=str(getattr(problem, "value", problem)))
+                continue
+            total_size += size["bytes"]
+            total_max += size["bytes"] + free["bytes"]
+        return RepoStat(total_size, total_max)
 
     def ipfs_api_url(self) -> str:
         node = self.config.ipfshttp.node_multiaddress

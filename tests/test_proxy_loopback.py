@@ -77,7 +77,7 @@ async def wait_state(lc, cids: set[str], what: str) -> None:
 
 
 async def post(url: str, **kw):
-    response = await treq.post(url, **kw)
+    response = await treq.post(url, persistent=False, **kw)
     body = await response.content()
     return response, body
 
@@ -207,3 +207,188 @@ def _with_node(config, multiaddr: str):
     from ipfscluster.multiaddr import Multiaddr
 
     return attrs.evolve(config, ipfshttp=attrs.evolve(config.ipfshttp, node_multiaddress=Multiaddr.parse(multiaddr)))
+
+
+# --- the intercepted commands on the wire --------------------------------------------
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict]:
+    """A multipart body like kubo clients send (one part per file, paths as names)."""
+    boundary = "proxytestboundary"
+    out = b""
+    for name, data in files:
+        out += (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{name.replace('/', '%2F')}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        ).encode() + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return out, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def ndjson(body: bytes) -> list:
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_intercepted_commands(clusters):
+    lc = await started(clusters)
+    base = proxy_url(lc.peers[0]) + "/api/v0/"
+    a = lc.peers[1].kubo.add_bytes(b"content a", pin=False).cid
+    b = lc.peers[1].kubo.add_bytes(b"content b", pin=False).cid
+    c = lc.peers[1].kubo.add_bytes(b"content c", pin=False).cid
+
+    # pin/add: path form, several args, direct mode, cluster options
+    response, body = await post(base + f"pin/add/{a}?arg={b}&name=two&replication=2")
+    assert response.code == 200 and json.loads(body) == {"Pins": [str(a), str(b)]}
+    response, body = await post(base + f"pin/add?arg=/ipfs/{c}&recursive=false")
+    assert json.loads(body) == {"Pins": [str(c)]}
+    await wait_state(lc, {str(a), str(b), str(c)}, "three pins on every peer")
+    pin_a = lc.peers[2].cluster.c.state.get(a)
+    assert pin_a.name == "two" and pin_a.replication_factor_max == 2 and len(pin_a.allocations) == 2
+    assert lc.peers[2].cluster.c.state.get(c).max_depth == 0
+
+    # pin/ls: the shared state, kubo's shapes and filters
+    response, body = await post(base + "pin/ls")
+    assert json.loads(body) == {
+        "Keys": {str(a): {"Type": "recursive"}, str(b): {"Type": "recursive"}, str(c): {"Type": "direct"}}
+    }
+    response, body = await post(base + "pin/ls?stream=true&type=recursive&names=true")
+    assert response.headers.getRawHeaders("x-chunked-output") == ["1"]
+    assert sorted(ndjson(body), key=lambda e: e["Cid"]) == sorted(
+        [{"Cid": str(a), "Type": "recursive", "Name": "two"}, {"Cid": str(b), "Type": "recursive", "Name": "two"}],
+        key=lambda e: e["Cid"],
+    )
+    response, body = await post(base + "pin/ls?type=indirect")
+    assert json.loads(body) == {"Keys": {}}
+    response, body = await post(base + f"pin/ls/{c}?arg={a}")
+    assert json.loads(body) == {"Keys": {str(c): {"Type": "direct"}, str(a): {"Type": "recursive"}}}
+    response, body = await post(base + f"pin/ls?arg={HELLO}")
+    assert response.code == 500
+    assert json.loads(body) == {"Message": f"path '{HELLO}' is not pinned", "Code": 0, "Type": "error"}
+    response, body = await post(base + "pin/ls?type=bogus")
+    assert response.code == 400 and json.loads(body)["Code"] == 1
+
+    # argument errors are 400 with code 1
+    response, body = await post(base + "pin/add")
+    assert response.code == 400
+    assert json.loads(body) == {"Message": 'argument "ipfs-path" is required', "Code": 1, "Type": "error"}
+    response, body = await post(base + "pin/add?arg=notacid")
+    assert response.code == 400 and json.loads(body)["Message"].startswith('invalid path "notacid"')
+    response, body = await post(base + f"pin/add?arg={a}&recursive=maybe")
+    assert response.code == 400
+
+    # pin/update: the new pin takes the old one's options; the old one goes (unpin=true)
+    response, body = await post(base + f"pin/update?arg={a}&arg={HELLO}")
+    assert json.loads(body) == {"Pins": [str(a), HELLO]}
+    await wait_state(lc, {str(b), str(c), HELLO}, "the updated pin on every peer")
+    assert lc.peers[1].cluster.c.state.get(CID.parse(HELLO)).name == "two"
+
+    # pin/rm: several, then not pinned
+    response, body = await post(base + f"pin/rm/{b}?arg={c}")
+    assert json.loads(body) == {"Pins": [str(b), str(c)]}
+    response, body = await post(base + f"pin/rm?arg={b}")
+    assert response.code == 500
+    assert json.loads(body) == {"Message": "not pinned or pinned indirectly", "Code": 0, "Type": "error"}
+    await wait_state(lc, {HELLO}, "the unpins on every peer")
+
+    # repo/stat: summed over the three daemons
+    response, body = await post(base + "repo/stat?size-only=true")
+    stat = json.loads(body)
+    assert stat["RepoSize"] == sum(p.kubo.blockstore.size for p in lc.peers)
+    assert stat["StorageMax"] == sum(p.kubo.storage_max for p in lc.peers)
+
+    # other methods are the daemon's business (kubo refuses them)
+    response = await treq.get(base + "pin/ls", persistent=False)
+    assert response.code == 405
+    await response.content()
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_headers_mirrored_and_cached(clusters):
+    lc = await started(clusters, n=1)
+    base = proxy_url(lc.peers[0]) + "/api/v0/"
+    kubo = lc.peers[0].kubo
+    for _ in range(3):
+        response, body = await post(base + "pin/ls", headers={"Origin": "http://webui.example"})
+        assert response.code == 200
+        assert response.headers.getRawHeaders("server") == [f"kubo/{kubo.version}"]
+        assert response.headers.getRawHeaders("access-control-expose-headers")
+        assert response.headers.getRawHeaders("vary") == ["Origin"]
+        assert response.headers.getRawHeaders("content-type") == ["application/json"]
+    # fetched from the daemon's version answer once, then cached
+    assert [c.endpoint for c in kubo.requests].count("version") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_add_roots_wrap_and_pin_false(clusters):
+    lc = await started(clusters)
+    base = proxy_url(lc.peers[0]) + "/api/v0/"
+    kubo = lc.peers[0].kubo
+    files = [("d/a.txt", b"a"), ("d/sub/b.txt", b"b"), ("top.txt", b"top")]
+
+    # a directory and a file: both top-level entries are roots, nothing inside them
+    body, headers = multipart(files)
+    response, answer = await post(base + "add?stream-channels=true", data=body, headers=headers)
+    assert response.code == 200
+    out = ndjson(answer)
+    by_name = {e["Name"]: e["Hash"] for e in out}
+    assert set(by_name) == {"d/a.txt", "d/sub/b.txt", "d/sub", "d", "top.txt"}
+    await wait_state(lc, {by_name["d"], by_name["top.txt"]}, "the two roots on every peer")
+
+    # wrap-with-directory: only the wrapper (the same CID as a direct add)
+    response, answer = await post(base + "add?wrap-with-directory=true&replication-min=1&replication-max=1",
+                                  data=body, headers=headers)
+    wrapper = ndjson(answer)[-1]
+    assert wrapper["Name"] == ""
+    direct_response, direct_answer = await post(kubo.api_url + "/api/v0/add?wrap-with-directory=true&pin=false",
+                                                data=body, headers=headers)
+    assert ndjson(direct_answer) == ndjson(answer)
+    await wait_state(lc, {by_name["d"], by_name["top.txt"], wrapper["Hash"]}, "the wrapper pin on every peer")
+    assert len(lc.peers[1].cluster.c.state.get(CID.parse(wrapper["Hash"])).allocations) == 1
+
+    # pin=false from the client: relayed, nothing cluster-pinned
+    body2, headers2 = multipart([("lonely.txt", b"lonely")])
+    response, answer = await post(base + "add?pin=false", data=body2, headers=headers2)
+    lonely = ndjson(answer)[0]["Hash"]
+    assert lonely not in state_cids(lc)[0]
+    assert all(c.options.get("pin") == ["false"] for c in kubo.requests if c.endpoint == "add")
+    # only-hash would pin what is not stored: refused unless pin=false
+    response, answer = await post(base + "add?only-hash=true", data=body2, headers=headers2)
+    assert response.code == 400 and json.loads(answer)["Type"] == "error"
+
+
+@pytest_twisted.ensureDeferred
+async def test_add_with_failing_cluster_pin(clusters):
+    lc = await started(clusters)
+    base = proxy_url(lc.peers[0]) + "/api/v0/"
+    # three peers cannot hold five copies: the add works, the cluster pin fails
+    body, headers = multipart([("one.txt", b"just one file")])
+    response, answer = await post(base + "add?replication-min=5&replication-max=5", data=body, headers=headers)
+    assert response.code == 500
+    error = json.loads(answer)
+    assert error["Type"] == "error" and error["Code"] == 0
+    assert error["Message"].startswith(
+        "add operation was successful but an error occurred performing the cluster pin operation: "
+    )
+    # with more than one line the answer is already streaming: the error is the last line
+    body, headers = multipart([("x/1.txt", b"1"), ("x/2.txt", b"2")])
+    response, answer = await post(base + "add?replication-min=5&replication-max=5", data=body, headers=headers)
+    assert response.code == 200
+    lines = ndjson(answer)
+    assert [e.get("Name") for e in lines[:-1]] == ["x/1.txt", "x/2.txt", "x"]
+    assert lines[-1]["Type"] == "error" and lines[-1]["Message"].startswith("add operation was successful")
+    assert state_cids(lc)[0] == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_down(clusters):
+    lc = await started(clusters, n=1)
+    base = proxy_url(lc.peers[0]) + "/api/v0/"
+    await lc.peers[0].kubo.go_down()
+    response, body = await post(base + "id")
+    assert response.code == 500
+    error = json.loads(body)
+    assert error["Message"].startswith("error forwarding request to the IPFS daemon at http://127.0.0.1:")
+    await lc.peers[0].kubo.come_up()
+    response, body = await post(base + "id")
+    assert response.code == 200 and json.loads(body)["ID"] == lc.peers[0].kubo.peer_id
