@@ -17,8 +17,8 @@ goal          status                                 action
 ============  =====================================  ======================================
 PIN           pinned (same depth)                    none
 PIN           anything else                          queue a pin (``pin_queued``)
-REMOTE        pinned, unpin_error                    queue an unpin, then ``remote``
-REMOTE        untracked, pin_error, remote           mark ``remote``
+REMOTE        pinned, pin_error, unpin_error         queue an unpin, then ``remote``
+REMOTE        untracked, remote                      mark ``remote``
 GONE          pinned, pin_error, unpin_error         queue an unpin (``unpin_queued``)
 GONE          untracked, remote                      drop the entry (``unpinned``)
 ============  =====================================  ======================================
@@ -33,7 +33,9 @@ for unpinning (and the reverse for an unpin that is re-tracked).
 
 A remote pin that this peer has pinned is unpinned *through the queue* (reference
 0.3.0 unpinned synchronously inside ``track``, blocking the consensus apply step);
-the CID shows ``unpin_queued`` / ``unpinning`` and then ``remote``.  Untracking a
+the CID shows ``unpin_queued`` / ``unpinning`` and then ``remote``.  A CID in
+``pin_error`` may be (partly) pinned too, so it is unpinned the same way (unpinning
+what is not pinned is a no-op for the connector).  Untracking a
 ``remote`` CID drops it without an unpin (this peer never pinned it).
 
 Queue and workers
@@ -54,7 +56,7 @@ sync table says.
 Sync
 ----
 ``sync(cid)`` asks ``pin_ls_cid``, ``sync_all()`` streams ``pin_ls("recursive")``
-(and ``"direct"`` when a direct pin is tracked), marking the tracked entries seen,
+and ``pin_ls("direct")`` (indirect pins never count), marking the tracked entries seen,
 then applies the table to every entry: no set of the daemon's pins is built.  An
 entry whose status changed while the daemon was answering keeps its newer status,
 and entries with a queued operation are left to it.  A daemon that cannot answer
@@ -97,7 +99,7 @@ from ipfscluster.identity import validate_peer_id
 from ipfscluster.interfaces import IPinTracker
 from ipfscluster.pintracker.localstate import Entry, LocalState
 from ipfscluster.pintracker.queue import Operation, OperationQueue, OpKind
-from ipfscluster.types import Pin, PinInfo, TrackerStatus, ns_from_seconds
+from ipfscluster.types import IPFSPinStatus, Pin, PinInfo, TrackerStatus, ns_from_seconds
 
 __all__ = ["Goal", "MapPinTracker", "MSG"]
 
@@ -322,7 +324,7 @@ class MapPinTracker(Service):
             else:
                 self._enqueue(entry, OpKind.PIN)
         elif entry.goal is Goal.REMOTE:
-            if status in (S.PINNED, S.UNPIN_ERROR):
+            if status in (S.PINNED, S.PIN_ERROR, S.UNPIN_ERROR):
                 self._enqueue(entry, OpKind.UNPIN)
             elif status is not S.REMOTE:
                 self._set(entry, S.REMOTE, attempts=0, priority=False)
@@ -609,16 +611,15 @@ class MapPinTracker(Service):
         entry = self._state.get(cid)
         if entry is not None and entry.changed > since:
             return self._current(entry)  # changed meanwhile: the newer status wins
-        depth = entry.pin.max_depth if entry is not None else -1
-        pinned = ipfs_status.is_pinned(depth) or (entry is None and ipfs_status.is_pinned(0))
+        present = ipfs_status in _PRESENT
         if entry is None:
-            if not pinned:
+            if not present:
                 return self._unpinned(cid)
             entry = self._state.setdefault(cid, Pin.new(cid), Goal.GONE)
             self._set(entry, S.UNPIN_ERROR, MSG.UNEXPECTEDLY_PINNED)
             log.warn("sync: {cid} is pinned on IPFS but not tracked", cid=cid)
             return entry.info
-        if self._apply_sync(entry, pinned):
+        if self._apply_sync(entry, _satisfies(ipfs_status, entry.pin.max_depth), present):
             self._settle(entry)
             self._pump()
         return self._current(entry)
@@ -633,16 +634,21 @@ class MapPinTracker(Service):
         self._set(entry, status, error)
         return True
 
-    def _apply_sync(self, entry: Entry, pinned: bool) -> bool:
-        """Apply the sync table to ``entry`` given whether ipfs pins it.
+    def _apply_sync(self, entry: Entry, satisfied: bool, present: bool) -> bool:
+        """Apply the sync table to ``entry``.
 
-        Returns True when the status changed.  A transition to ``unpinned`` only
+        For the pin side (pinned, pinning, pin_error) "ipfs: pinned" means the
+        daemon's pin covers ``entry.pin`` (``satisfied``: recursive, or direct for
+        a direct pin); for the unpin side it means any direct or recursive pin
+        (``present``: there is still something to unpin).  Returns True when the
+        status changed.  A transition to ``unpinned`` only
         clears ``entry.info``; the caller then runs :meth:`_settle`.
         """
         if entry.info is None or entry.queued is not None:
             return False
         status = entry.info.status
         age = self.clock.seconds() - entry.info.timestamp / 1e9
+        pinned = present if status in (S.UNPINNING, S.UNPIN_ERROR) else satisfied
         if status is S.PINNED:
             if not pinned:
                 self._set(entry, S.PIN_ERROR, MSG.UNEXPECTEDLY_UNPINNED)
@@ -706,15 +712,15 @@ class MapPinTracker(Service):
         state = self._state
 
         def receive(cid, ipfs_status):
+            # mark: +generation when the pin covers the entry, -generation when the
+            # daemon pins it in a way that does not (a direct pin of a recursive one)
             entry = state.get(cid)
-            if entry is not None and ipfs_status.is_pinned(entry.pin.max_depth):
-                entry.mark = generation
+            if entry is not None and entry.mark != generation:
+                covered = _satisfies(ipfs_status, entry.pin.max_depth)
+                entry.mark = generation if covered else -generation
 
-        types = ["recursive"]
-        if any(e.pin.max_depth == 0 for e in state.entries() if e.info is not None):
-            types.append("direct")
         try:
-            for type_filter in types:
+            for type_filter in ("recursive", "direct"):
                 await self.connector.pin_ls(type_filter, receive)
         except ClusterError as e:
             count = sum(
@@ -728,7 +734,7 @@ class MapPinTracker(Service):
         for entry in state.entries():
             if entry.info is None or entry.changed > since:
                 continue
-            if self._apply_sync(entry, entry.mark == generation):
+            if self._apply_sync(entry, entry.mark == generation, abs(entry.mark) == generation):
                 if entry.info is None:
                     gone.append(entry)
                     result.append(self._unpinned(entry.cid))
@@ -796,6 +802,17 @@ class MapPinTracker(Service):
         if entry.info is None and entry.idle:
             return True
         return entry.goal is not self._goal_of(pin) or entry.pin.max_depth != pin.max_depth
+
+
+_PRESENT = (IPFSPinStatus.RECURSIVE, IPFSPinStatus.DIRECT)
+
+
+def _satisfies(ipfs_status, max_depth: int) -> bool:
+    """True when the daemon's pin covers a pin of depth ``max_depth``: a recursive
+    pin covers any depth (its root included); a direct one only depth 0."""
+    return ipfs_status is IPFSPinStatus.RECURSIVE or (
+        max_depth == 0 and ipfs_status is IPFSPinStatus.DIRECT
+    )
 
 
 def _filtered(infos, wanted):
