@@ -39,7 +39,7 @@ PROG = "ipfs-cluster-service"
 SECRET_PROMPT = "Enter cluster secret (32-byte hex string): "
 SECRET_ENV = "CLUSTER_SECRET"
 UNKNOWN_SUBCOMMAND = f'Unknown subcommand. Run "{PROG} help" for more info'
-COMMANDS = ("init", "daemon", "version", "help", "h")
+COMMANDS = ("init", "daemon", "version", "help", "h", "sandbox")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,11 +80,13 @@ def _add_global_flags(parser: argparse.ArgumentParser, after_command: bool) -> N
 def _main_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        usage="%(prog)s [global flags] [init [-s] | daemon | version | help]",
+        usage="%(prog)s [global flags] [init [-s] | daemon | sandbox | version | help]",
         description="IPFS Cluster node: runs one peer of an IPFS Cluster.",
         epilog="commands:\n"
                "  init      create a default configuration (-s: prompt for the secret)\n"
                "  daemon    run the IPFS Cluster peer (default)\n"
+               "  sandbox   run a whole test cluster here (fake IPFS daemons; --peers N,\n"
+               "            --dir DIR, --base-port P)\n"
                "  version   print the version\n"
                "  help      show this help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,6 +104,16 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     if command == "init":
         parser.add_argument("-s", "--custom-secret", action="store_true",
                             help="prompt for the cluster secret")
+    if command == "sandbox":
+        from ipfscluster import sandbox
+
+        parser.add_argument("--peers", type=int, default=sandbox.DEFAULT_PEERS, metavar="N",
+                            help="number of peers (default %(default)s)")
+        parser.add_argument("--dir", default=sandbox.DEFAULT_DIR, metavar="DIR",
+                            help="folder for the peers' configurations (default ./%(default)s)")
+        parser.add_argument("--base-port", type=int, default=sandbox.DEFAULT_BASE_PORT, metavar="P",
+                            help="peer i uses ports P+10i+1 (IPFS), +4 (REST), +5 (proxy), +6 "
+                                 "(cluster) (default %(default)s)")
     if command != "version":
         _add_global_flags(parser, after_command=True)
     return parser
@@ -197,6 +209,11 @@ def main(argv: list[str] | None = None, environ=None, stdin=None) -> int:
             return 1
         if command == "init":
             return _init(args, options, environ, stdin)
+        if command == "sandbox":
+            from ipfscluster import sandbox
+
+            return sandbox.run(args.dir, args.peers, args.base_port, options.allocation.name,
+                               options.loglevel, options.debug)
         return _daemon(options)
     except SystemExit as exit_:
         code = exit_.code
