@@ -57,21 +57,9 @@ class TrackerMachine(RuleBasedStateMachine):
 
     # --- the daemon misbehaves -------------------------------------------------------
 
-    @rule(c=st.sampled_from(CIDS))
-    def fail(self, c):
-        self.env.ipfs.fail(c)
-
-    @rule(c=st.sampled_from(CIDS))
-    def unfail(self, c):
-        self.env.ipfs.unfail(c)
-
-    @rule(c=st.sampled_from(CIDS))
-    def hang(self, c):
-        self.env.ipfs.hang(c)
-
-    @rule(c=st.sampled_from(CIDS))
-    def release(self, c):
-        self.env.ipfs.release(c)
+    @rule(c=st.sampled_from(CIDS), knob=st.sampled_from(["fail", "unfail", "hang", "release"]))
+    def daemon_fault(self, c, knob):
+        getattr(self.env.ipfs, knob)(c)
 
     @rule(reachable=st.booleans())
     def reachable(self, reachable):

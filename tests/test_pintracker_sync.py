@@ -310,3 +310,26 @@ def test_ipfs_sync_interval_loop_repairs_labels_and_stops_cleanly(make_env):
     assert env.status(A) is S.PIN_ERROR
     env.close()
     assert env.clock.getDelayedCalls() == []
+
+
+def test_a_direct_pin_does_not_cover_a_recursive_one(env):
+    env.tracker.track(local(A))
+    env.ipfs.add_pin(A, IPFSPinStatus.DIRECT)
+    for outcome in (result(env.tracker.sync(A)), env.info(A)):
+        assert outcome.status is S.PIN_ERROR and outcome.error == MSG.UNEXPECTEDLY_UNPINNED
+
+
+def test_a_recursive_pin_covers_a_direct_one(env):
+    env.tracker.track(direct(A))
+    env.ipfs.add_pin(A, IPFSPinStatus.RECURSIVE)
+    assert result(env.tracker.sync(A)).status is S.PINNED
+    assert result(env.tracker.sync_all()) == []
+
+
+def test_a_direct_pin_still_needs_unpinning(env):
+    env.tracker.track(local(A))
+    env.ipfs.fail(A)
+    env.tracker.untrack(A)  # unpin_error
+    env.ipfs.add_pin(A, IPFSPinStatus.DIRECT)  # something is still pinned: stays
+    result(env.tracker.sync_all())
+    assert env.status(A) is S.UNPIN_ERROR

@@ -32,11 +32,12 @@ __all__ = ["Entry", "LocalState"]
 class Entry:
     """The tracker's record for one CID (mutable, owned by the tracker)."""
 
-    __slots__ = ("cid", "pin", "goal", "info", "queued", "running", "pinned_depth", "changed", "mark", "shared")
+    __slots__ = ("cid", "pin", "described", "goal", "info", "queued", "running", "pinned_depth", "changed", "mark", "shared")
 
     def __init__(self, cid: CID, pin, goal):
         self.cid = cid
         self.pin = pin
+        self.described = None  # the Pin that ``info``'s description was copied from
         self.goal = goal
         self.info: PinInfo | None = None
         self.queued = None

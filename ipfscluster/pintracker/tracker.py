@@ -57,11 +57,16 @@ Sync
 ----
 ``sync(cid)`` asks ``pin_ls_cid``, ``sync_all()`` streams ``pin_ls("recursive")``
 and ``pin_ls("direct")`` (indirect pins never count), marking the tracked entries seen,
-then applies the table to every entry: no set of the daemon's pins is built.  An
-entry whose status changed while the daemon was answering keeps its newer status,
-and entries with a queued operation are left to it.  A daemon that cannot answer
-puts every tracked entry in error (pinned/pinning/pin_error → ``pin_error``,
-unpinning/unpin_error → ``unpin_error``, others unchanged) and fails the call.
+then applies the table to every entry: no set of the daemon's pins is built.  For
+the pin side of the table "ipfs: pinned" means a pin that covers the tracked one (a
+recursive pin, or a direct one for a direct pin); for the unpin side any direct or
+recursive pin (something is left to unpin).  An entry whose status changed while
+the daemon was answering keeps its newer status, and entries with a queued
+operation (``pin_queued``/``unpin_queued``, statuses reference 0.3.0 did not have)
+are left to it.  A daemon that cannot answer puts every tracked entry in error
+(pinned/pinning/pin_error → ``pin_error``, unpinning/unpin_error → ``unpin_error``,
+others unchanged; an untracked CID gets no entry) and fails the call.  Repairing
+an error is ``recover``'s job: a sync only relabels.
 
 Recover
 -------
@@ -265,6 +270,7 @@ class MapPinTracker(Service):
         if priority is None:
             priority = old.priority_pin if old is not None else False
         entry.info = self._info(entry.pin, status, error, attempts, priority)
+        entry.described = entry.pin
         self._changes += 1
         entry.changed = self._changes
         return entry.info
@@ -308,6 +314,7 @@ class MapPinTracker(Service):
         self._queue.cancel(entry.cid)
         entry.queued = None
         entry.info = op.prior
+        entry.described = None  # the prior info may describe an older Pin
         log.debug("cancelled queued {kind} of {cid}", kind=op.kind.value, cid=entry.cid)
         try:
             self._decide(entry)
@@ -338,9 +345,10 @@ class MapPinTracker(Service):
     def _describe(self, entry: Entry) -> None:
         """Refresh the pin description (name, allocations …) of ``entry.info``."""
         info = entry.info
-        if info is not None:
+        if info is not None and entry.described is not entry.pin:
             fresh = self._info(entry.pin, info.status, info.error, info.attempt_count, info.priority_pin)
             entry.info = attrs.evolve(fresh, timestamp=info.timestamp)
+            entry.described = entry.pin
 
     def _enqueue(self, entry: Entry, kind: OpKind, front: bool = False) -> Operation:
         """Queue ``kind`` for ``entry`` (status ``pin_queued``/``unpin_queued``).
@@ -396,7 +404,6 @@ class MapPinTracker(Service):
         self._running[op.cid] = op
         attempts = (entry.info.attempt_count if entry.info is not None else 0) + 1
         self._set(entry, _RUNNING[op.kind], attempts=attempts)
-        log.debug("{kind} of {cid} started (attempt {attempt})", kind=op.kind.value, cid=op.cid, attempt=attempts)
         error = await self._call(op, entry)
         del self._running[op.cid]
         entry.running = None
@@ -478,7 +485,6 @@ class MapPinTracker(Service):
         entry = self._state.setdefault(pin.cid, pin, goal)
         entry.pin = pin
         entry.goal = goal
-        log.debug("track {cid} ({goal})", cid=pin.cid, goal=goal.value)
         self._reconcile(entry)
         return entry
 
