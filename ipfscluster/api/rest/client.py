@@ -195,12 +195,8 @@ class _Deadline:
             pending.cancel()
 
     def _timeout(self) -> APITimeout:
-        return APITimeout(
-            f"no complete answer from {self._url} within {self._seconds:g}s; raise --timeout "
-            "or check the peer",
-            url=self._url,
-            reason="timeout",
-        )
+        reason = f"no complete answer within {self._seconds:g}s; raise --timeout or check the peer"
+        return APITimeout(f"{self._url}: {reason}", url=self._url, reason=reason)
 
     async def wait(self, d: defer.Deferred):
         """Await ``d``; raises APITimeout if the deadline expires first."""
@@ -346,6 +342,13 @@ def _describe(err: BaseException) -> str:
         return "connection refused (is the peer running and its REST API listening there?)"
     text = str(err).strip()
     return text or type(err).__name__
+
+
+def _unreachable(url: str, err: BaseException) -> APIUnreachable:
+    reason = _describe(err)
+    if url.startswith("https://") and "TLS" not in reason and "refused" not in reason:
+        reason += " (with HTTPS: does the API serve HTTPS? If not, drop --https, or add --force-http to --basic-auth)"
+    return APIUnreachable(f"cannot reach {url}: {reason}", url=url, reason=reason)
 
 
 def _loads(data: bytes, url: str):
@@ -636,9 +639,7 @@ class RestClient:
         except defer.CancelledError:
             raise
         except Exception as err:
-            raise APIUnreachable(
-                f"error performing request to {url}: {_describe(err)}", url=url, reason=_describe(err)
-            ) from None
+            raise _unreachable(url, err) from None
         self._log(f"response: {response.code} {response.phrase.decode('latin-1', 'replace')}")
         return response
 
@@ -650,9 +651,7 @@ class RestClient:
         except (APITimeout, defer.CancelledError):
             raise
         except Exception as err:
-            raise APIUnreachable(
-                f"error reading the response of {url}: {_describe(err)}", url=url, reason=_describe(err)
-            ) from None
+            raise _unreachable(url, err) from None
 
     async def _read(self, response, url: str, deadline: _Deadline, limit: int | None = None) -> bytes:
         reader = _BodyReader(limit)
@@ -901,7 +900,9 @@ def options_query(options: PinOptions | None) -> dict[str, str]:
     """The query parameters of ``options`` without those at their default value
     (the server reads a missing parameter as its default)."""
     query = (options or PinOptions()).to_query()
-    return {k: v for k, v in query.items() if v != "" and _DEFAULT_QUERY.get(k) != v}
+    return {
+        k: v for k, v in query.items() if (v != "" or k.startswith("meta-")) and _DEFAULT_QUERY.get(k) != v
+    }
 
 
 def _local(local: bool) -> dict:
