@@ -59,6 +59,18 @@ def test_track_queues_then_pins(slow):
     assert slow.ipfs.is_pinned(A) and slow.ipfs.is_pinned(B)
 
 
+def test_work_queued_before_start_runs_at_start(make_env):
+    from ipfscluster.pintracker import MapPinTracker
+
+    env = make_env()
+    tracker = MapPinTracker(ME, env.ipfs, clock=env.clock)
+    result(tracker.track(local(A)))
+    assert result(tracker.status(A)).status is S.PIN_QUEUED and env.ipfs.calls == []
+    tracker.startService()
+    assert result(tracker.status(A)).status is S.PINNED
+    result(tracker.stopService())
+
+
 def test_pin_failure_is_pin_error(env):
     env.ipfs.fail(A)
     result(env.tracker.track(local(A)))

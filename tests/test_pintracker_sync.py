@@ -183,6 +183,30 @@ def test_sync_with_daemon_down_marks_error_and_fails(env):
     assert env.status(B) is S.UNPINNED
 
 
+@pytest.mark.parametrize(
+    "before,after",
+    [
+        (S.PINNED, S.PIN_ERROR),
+        (S.PINNING, S.PIN_ERROR),
+        (S.PIN_ERROR, S.PIN_ERROR),
+        (S.UNPINNING, S.UNPIN_ERROR),
+        (S.UNPIN_ERROR, S.UNPIN_ERROR),
+        (S.REMOTE, S.REMOTE),
+        (S.UNPINNED, S.UNPINNED),
+    ],
+)
+def test_error_mapping_when_the_daemon_is_down(env, before, after):
+    _start_in(env, before)
+    env.ipfs.set_reachable(False)
+    err = failure(env.tracker.sync(A))
+    info = env.info(A)
+    assert info.status is after
+    if after is not before or after.is_error:
+        assert info.error == str(err)  # the newest error replaces the old one
+    else:
+        assert info.error == ""
+
+
 def test_sync_all_with_daemon_down_uses_the_error_mapping(make_env):
     env = make_env()
     env.tracker.track(local(A))  # pinned -> pin_error
