@@ -17,7 +17,7 @@ from raft_core_net import Net, checker_history
 
 from ipfscluster.consensus.raft.core import FOLLOWER, LEADER, RaftCore
 from ipfscluster.consensus.raft.messages import Entry
-from ipfscluster.consensus.raft.sim import Disk, Faults, Sim
+from ipfscluster.consensus.raft.sim import Disk, Faults, Sim, load_disk
 from ipfscluster.errors import ConfigChangeInProgress, LeadershipTransferInProgress
 from ipfscluster.testing.linearizability import Operation, check_history
 
@@ -342,6 +342,28 @@ def test_disk_model_torn_tail_recovers_to_last_valid_record():
         assert recs[:2] == durable
         assert all(p.startswith(b"tail-") for _, p in recs[2:])
         assert len(disk.data) == sum(9 + len(p) for _, p in recs)  # garbage cut off
+
+
+def test_disk_model_ready_batch_is_all_or_nothing():
+    """A Ready that replaces a conflicting suffix and raises the commit index is one
+    batch: every torn cut gives the old state or the new one, never the new commit
+    over the old entries (which would apply entries that were never committed)."""
+    from ipfscluster.consensus.raft.messages import HardState
+    from ipfscluster.consensus.raft.sim import entries_record, hard_record
+
+    old = [Entry(i, 1, 0, b"old%d" % i) for i in (1, 2, 3)]
+    new = [Entry(i, 2, 0, b"new%d" % i) for i in (2, 3)]
+    base = Disk()
+    base.write_batch([entries_record(old), hard_record(HardState(1, None, 1))])
+    base.fsync()
+    base.write_batch([entries_record(new), hard_record(HardState(2, None, 3))])
+    outcomes = set()
+    for cut in range(base.synced, len(base.data) + 1):
+        disk = Disk()
+        disk.data = bytearray(base.data[:cut])
+        hs, _, entries, _ = load_disk(disk)
+        outcomes.add((hs.commit, tuple(e.term for e in entries)))
+    assert outcomes == {(1, (1, 1, 1)), (3, (1, 2, 2))}
 
 
 def test_t17_torn_write_recovery():

@@ -15,7 +15,9 @@ and whose only output is a :class:`Ready` value (:meth:`ready`), acknowledged wi
 
 1. persist ``snapshot`` (if any: it replaces the whole log), then ``entries``
    (delete every stored entry with index ``>= entries[0].index``, then append), then
-   ``hard_state`` (term, vote, commit) — in one transaction, one fsync;
+   ``hard_state`` (term, vote, commit) — in ONE atomic transaction, one fsync (a
+   commit index that survived a crash without the entries that replaced a
+   conflicting suffix would make the node apply entries that were never committed);
 2. only then send ``messages`` (votes, acknowledgements and appends depend on 1);
 3. restore the state machine from ``snapshot`` (if any), then apply
    ``committed_entries`` in order; answer ``read_states`` once applied ≥ their index;

@@ -9,10 +9,11 @@ replays the same run, event for event.  Its parts:
   drop and duplication probabilities; directed links can be blocked, which gives
   symmetric, one-way, bridge, leader-isolation and majority/minority partitions.
 * **Disk model** (:class:`Disk`) — an append-only byte file of checksummed records
-  with a durable prefix and an un-synced tail.  A crash drops the tail; a *torn*
-  crash keeps a random part of it and garbles bytes in it (the LazyFS idea).
-  Recovery reads records up to the first bad one and truncates the rest.  A
-  compaction rewrites the file atomically (write temp, fsync, rename).
+  with a durable prefix and an un-synced tail; each Ready is one batch record (a
+  transaction, as in the SQLite storage).  A crash drops the tail; a *torn* crash
+  keeps a random part of it and garbles bytes in it (the LazyFS idea).  Recovery
+  reads records up to the first bad one and truncates the rest.  A compaction
+  rewrites the file atomically (write temp, fsync, rename).
 * **Driver** — the same order as ``node.py``: persist a Ready, fsync, *then* send
   its messages, apply committed entries, answer reads, ``advance``.  fsync latency
   is sampled (mostly instant, sometimes 1–5 ms, rarely 200–400 ms); a node is
@@ -106,7 +107,7 @@ PROFILES = {
 
 _REC = struct.Struct(">IIB")  # payload length, crc32, record type
 _HARD = struct.Struct(">QQ")
-REC_HARD, REC_ENTRIES, REC_SNAP, REC_BASE = 1, 2, 3, 4
+REC_HARD, REC_ENTRIES, REC_SNAP, REC_BASE, REC_BATCH = 1, 2, 3, 4, 5
 
 
 class Disk:
@@ -138,6 +139,20 @@ class Disk:
             del self.data[self.synced:]
         self.synced = len(self.data)
 
+    def write_batch(self, records: list[tuple[int, bytes]]) -> None:
+        """Write several records as ONE checksummed record: all survive or none.
+
+        This is what a storage transaction gives (SQLite commits a Ready's snapshot
+        base, entries and hard state atomically).  Without it a torn tail could keep
+        a new commit index but lose the entries that replaced a conflicting suffix,
+        and the node would apply entries that were never committed.
+        """
+        inner = bytearray()
+        for rtype, payload in records:
+            inner += _REC.pack(len(payload), zlib.crc32(payload) ^ rtype, rtype)
+            inner += payload
+        self.write(REC_BATCH, bytes(inner))
+
     def rewrite(self, records: list[tuple[int, bytes]]) -> None:
         """Atomically replace the file (temp file, fsync, rename)."""
         self.data = bytearray()
@@ -146,21 +161,33 @@ class Disk:
         self.fsync()
 
     def records(self) -> list[tuple[int, bytes]]:
-        """Valid records up to the first damaged one; the damaged tail is cut off."""
-        out, pos, data = [], 0, self.data
-        while pos + _REC.size <= len(data):
-            n, crc, rtype = _REC.unpack_from(data, pos)
-            end = pos + _REC.size + n
-            if end > len(data):
-                break
-            payload = bytes(data[pos + _REC.size:end])
-            if zlib.crc32(payload) ^ rtype != crc:
-                break
-            out.append((rtype, payload))
-            pos = end
+        """Valid records up to the first damaged one; the damaged tail is cut off.
+
+        A batch record is returned as the records inside it, in order.
+        """
+        data = self.data
+        out, pos = _parse(data)
         del data[pos:]
         self.synced = min(self.synced, len(data))
         return out
+
+
+def _parse(data) -> tuple[list[tuple[int, bytes]], int]:
+    out, pos = [], 0
+    while pos + _REC.size <= len(data):
+        n, crc, rtype = _REC.unpack_from(data, pos)
+        end = pos + _REC.size + n
+        if end > len(data):
+            break
+        payload = bytes(data[pos + _REC.size:end])
+        if zlib.crc32(payload) ^ rtype != crc:
+            break
+        if rtype == REC_BATCH:
+            out.extend(_parse(payload)[0])
+        else:
+            out.append((rtype, payload))
+        pos = end
+    return out, pos
 
 
 def hard_record(hs: HardState) -> tuple[int, bytes]:
@@ -441,13 +468,15 @@ class Sim:
         core = node.core
         while node.busy is None and core.has_ready():
             rd = core.ready()
-            disk = node.disk
-            if rd.hard_state is not None:
-                disk.write(*hard_record(rd.hard_state))
+            records = []
             if rd.snapshot is not None:
-                disk.write(*snapshot_record(rd.snapshot))
+                records.append(snapshot_record(rd.snapshot))
             if rd.entries:
-                disk.write(*entries_record(rd.entries))
+                records.append(entries_record(rd.entries))
+            if rd.hard_state is not None:
+                records.append(hard_record(rd.hard_state))
+            if records:
+                node.disk.write_batch(records)  # one transaction per Ready
             if rd.must_sync():
                 lat = self._fsync_latency()
                 if lat:
