@@ -88,3 +88,43 @@ async def test_api_error_and_success_against_a_loopback_api():
         assert synthetic_cid(5) in cluster.state
     finally:
         await api.stopService()
+
+
+class _ClosesStdoutEarly:
+    """Process protocol that closes the child's stdout after the first output."""
+
+    def __init__(self):
+        from twisted.internet.protocol import ProcessProtocol
+
+        self.done = defer.Deferred()
+        self.err = b""
+        outer = self
+
+        class Proto(ProcessProtocol):
+            def outReceived(self, data):
+                self.transport.closeChildFD(1)
+
+            def errReceived(self, data):
+                outer.err += data
+
+            def processEnded(self, reason):
+                outer.done.callback(reason.value.exitCode)
+
+        self.protocol = Proto()
+
+
+@pytest_twisted.ensureDeferred
+async def test_closed_stdout_ends_quietly():
+    cluster = FakeCluster(Clock())
+    cluster.synthetic = 50_000
+    config = RestAPIConfig(listen_multiaddress=Multiaddr.parse("/ip4/127.0.0.1/tcp/0"))
+    api = RestAPI(config, cluster, reactor, "/nonexistent")
+    await defer.maybeDeferred(api.startService)
+    try:
+        watcher = _ClosesStdoutEarly()
+        argv = [sys.executable, "-m", "ipfscluster.ctl.main", "--host", str(api.addresses()[0]), "status"]
+        reactor.spawnProcess(watcher.protocol, sys.executable, argv, env=_env(), path=ROOT)
+        code = await watcher.done
+        assert code == 1 and b"Traceback" not in watcher.err, watcher.err.decode()
+    finally:
+        await api.stopService()

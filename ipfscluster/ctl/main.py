@@ -791,8 +791,13 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
 
     async def _main(reactor):
-        code = await run(argv, reactor, sys.stdout, sys.stderr)
-        sys.stdout.flush()
+        try:
+            code = await run(argv, reactor, sys.stdout, sys.stderr)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader went away (``| head``): stop quietly; later flushes go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 1
         if code:
             raise SystemExit(code)
 
