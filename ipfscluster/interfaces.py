@@ -438,6 +438,15 @@ class IIPFSConnector(IComponent):
         ``IPFSUnreachable`` or ``OperationTimeout``.
         """
 
+    def add(body, content_type, params=()):
+        """Import the multipart upload ``body`` into the daemon without pinning it.
+
+        ``params`` are kubo ``add`` options as (key, value) pairs.  Returns a
+        Deferred firing the list of kubo's answer objects (``Name``, ``Hash``,
+        ``Size``).  Fails with ``IPFSError``, ``IPFSUnreachable`` or
+        ``OperationTimeout``.
+        """
+
     def block_get(cid):
         """Return a Deferred firing the bytes of the block ``cid``.
 

@@ -1002,6 +1002,34 @@ class IPFSHTTPConnector(Service):
 
         return self._call("block/put", run)
 
+    def add(self, body: bytes, content_type: str, params=()) -> defer.Deferred:
+        """``add`` with the multipart ``body`` (``content_type`` carries its
+        boundary) and the kubo ``params`` (a list of (key, value)); ``pin=false``
+        and ``progress=false`` are always sent.  Returns a Deferred firing the list
+        of kubo's answer objects (``{"Name","Hash","Size"}``), in order.  Fails with
+        IPFSError (also for an error reported inside the stream), IPFSUnreachable,
+        OperationTimeout."""
+        params = [(k, v) for k, v in params if k not in ("pin", "progress")]
+        params += [("pin", "false"), ("progress", "false")]
+
+        async def run(op):
+            response = await self._post(
+                "add", params, data=body, headers={b"Content-Type": [content_type.encode("latin-1")]}
+            )
+            objects = []
+
+            def on_line(line: bytes) -> None:
+                obj = _want_mapping(_decode_json(line, "add"), "add")
+                error = _stream_error(obj)
+                if error is not None:
+                    raise error
+                objects.append(obj)
+
+            await self._read_ok(response, on_line)
+            return objects
+
+        return self._call("add", run)
+
     def block_get(self, cid: CID) -> defer.Deferred:
         """``block/get?arg=<cid>`` → a Deferred firing the block's bytes.  Fails
         with IPFSError, IPFSUnreachable, OperationTimeout."""

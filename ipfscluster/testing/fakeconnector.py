@@ -25,7 +25,7 @@ Knobs (all take effect for calls made afterwards, except :meth:`release` and
 
 Counters for assertions: :attr:`calls` (``(method, argument)`` in call order),
 :attr:`in_flight` / :attr:`max_in_flight` (pin/unpin calls started and not yet
-answered).  A waiting call's Deferred can be cancelled (it fails with
+answered) and :attr:`max_in_flight_per_cid` (the most for a single CID).  A waiting call's Deferred can be cancelled (it fails with
 ``CancelledError``); ``stopService`` fails every waiting call and every later call
 with :class:`~ipfscluster.errors.ShuttingDown` and leaves no timer behind.
 """
@@ -124,6 +124,9 @@ class FakeIPFSConnector(Service):
         self.calls: list[tuple[str, object]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        #: most pin/unpin calls for one CID ever in flight together
+        self.max_in_flight_per_cid = 0
+        self._flying: dict[CID, int] = {}
         self.reachable = True
         self._failing: dict[CID, Exception | None] = {}
         self._hung: set[CID] = set()
@@ -271,9 +274,14 @@ class FakeIPFSConnector(Service):
         self.calls.append((method, cid))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._flying[cid] = self._flying.get(cid, 0) + 1
+        self.max_in_flight_per_cid = max(self.max_in_flight_per_cid, self._flying[cid])
 
         def done(result):
             self.in_flight -= 1
+            self._flying[cid] -= 1
+            if not self._flying[cid]:
+                del self._flying[cid]
             return result
 
         def guarded():
@@ -457,6 +465,25 @@ class FakeIPFSConnector(Service):
             return cid
 
         return self._call("block_put", len(data), work)
+
+    def add(self, body, content_type, params=()):
+        """Each file part of the multipart ``body`` becomes one raw block (its whole
+        content; no chunking or directories: the fake kubo daemon has the real
+        importer).  Answers kubo's objects ``{"Name","Hash","Size"}``."""
+
+        def work():
+            from ipfscluster.api.multipart import boundary_of, parse_parts
+
+            objects = []
+            for part in parse_parts(bytes(body), boundary_of(content_type)):
+                if part.filename is None:
+                    continue
+                cid = CID.v1(RAW, sha256_multihash(part.body))
+                self.blocks[cid] = part.body
+                objects.append({"Name": part.filename, "Hash": str(cid), "Size": str(len(part.body))})
+            return objects
+
+        return self._call("add", len(body), work)
 
     def block_get(self, cid):
         def work():
