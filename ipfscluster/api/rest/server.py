@@ -321,10 +321,6 @@ class _APIResource(Resource):
         return self._routes.render(request)
 
 
-def _dumps(value) -> bytes:
-    return encode_json(value)
-
-
 @implementer(IAPI)
 class RestAPI(service.Service):
     """The ``api.restapi`` service (see the module docstring).
@@ -489,16 +485,13 @@ class RestAPI(service.Service):
     @staticmethod
     def _json(request, value, code: int = 200) -> bytes:
         request.setResponseCode(code)
-        return _dumps(value)
+        return encode_json(value)
 
     @staticmethod
     def _query(request) -> dict[str, str]:
         # from the URL only: a form body never adds parameters
         _, _, query = request.uri.partition(b"?")
         return query_args(http.parse_qs(query, 1))
-
-    async def _stream(self, request, items, **kwargs) -> None:
-        await stream_ndjson(request, items, **kwargs)
 
     # --- routes: peer --------------------------------------------------------------------
 
@@ -513,7 +506,7 @@ class RestAPI(service.Service):
 
     @app.route("/peers", methods=["GET"])
     async def list_peers(self, request):
-        await self._stream(request, self.cluster.peers())
+        await stream_ndjson(request, self.cluster.peers())
 
     @app.route("/peers", methods=["POST"])
     async def add_peer(self, request):
@@ -552,7 +545,7 @@ class RestAPI(service.Service):
     async def list_allocations(self, request):
         text = self._query(request).get("filter", "")
         types = PinType.parse_filter(text)
-        await self._stream(request, self.cluster.pins(types))
+        await stream_ndjson(request, self.cluster.pins(types))
 
     @app.route("/allocations/<cid>", methods=["GET"])
     async def get_allocation(self, request, cid):
@@ -568,17 +561,17 @@ class RestAPI(service.Service):
         local = query_bool(query, "local")
         cids = [parse_cid(c.strip(), "cids") for c in query.get("cids", "").split(",") if c.strip()]
         items = self.cluster.status_all(status_filter or None, local, cids or None)
-        await self._stream(request, items)
+        await stream_ndjson(request, items)
 
     @app.route("/pins/sync", methods=["POST"])
     async def sync_all(self, request):
         local = query_bool(self._query(request), "local")
-        await self._stream(request, self.cluster.sync_all(local))
+        await stream_ndjson(request, self.cluster.sync_all(local))
 
     @app.route("/pins/recover", methods=["POST"])
     async def recover_all(self, request):
         local = query_bool(self._query(request), "local")
-        await self._stream(request, self.cluster.recover_all(local))
+        await stream_ndjson(request, self.cluster.recover_all(local))
 
     @app.route("/pins/<cid>", methods=["GET"])
     async def get_status(self, request, cid):
@@ -644,7 +637,7 @@ class RestAPI(service.Service):
         if not streaming:
             return self._json(request, await collect_json_array(items))
         headers = {b"X-Chunked-Output": b"1", b"Cache-Control": b"no-cache", b"Connection": b"close"}
-        await self._stream(request, items, headers=headers)
+        await stream_ndjson(request, items, headers=headers)
 
     # --- routes: health and monitoring ---------------------------------------------------
 
