@@ -100,6 +100,8 @@ async def test_peers(api, cluster):
     assert (r.code, r.out) == (0, "") and new not in cluster.peer_ids
     r = await ctl(api, "peers", "rm", new)
     assert r.code == 2 and r.err.startswith("An error occurred:\n  Code: 404\n  Message: ")
+    r = await ctl(api, "--enc", "json", "peers", "rm", fake_peer_id(41))
+    assert (r.code, r.out) == (0, "") and fake_peer_id(41) not in cluster.peer_ids
 
 
 @pytest_twisted.ensureDeferred
@@ -231,6 +233,11 @@ async def test_pin_update(api, cluster):
     assert r.code == 0, r
     pin = cluster.state[synthetic_cid(2)]
     assert pin.pin_update == synthetic_cid(1) and pin.name == "newname"
+    r = await ctl(api, "--enc", "json", "pin", "update", "--wait", CID1, CID2)
+    assert r.code == 0 and r.json["cid"] == CID2 and len(r.json["peer_map"]) == 3
+    r = await ctl(api, "pin", "update", "--expire-in", "1h", CID1, CID2)
+    assert r.code == 0 and r.out.startswith(f"{CID2}:")  # FROM has no name: the new pin neither
+    assert cluster.state[synthetic_cid(2)].expire_at > 0 and cluster.state[synthetic_cid(2)].name == ""
     r = await ctl(api, "--enc", "json", "pin", "update", UNKNOWN, CID2)
     assert r.code == 2 and r.json["code"] == 404
     r = await ctl(api, "pin", "update", CID1, "bad")
