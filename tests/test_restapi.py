@@ -411,6 +411,14 @@ def test_add_single_array_and_no_pin(call, cluster):
     assert content_cid(b"hello") not in cluster.state
 
 
+def test_add_large_upload_spooled_to_disk(call):
+    data = bytes(range(256)) * 1000  # 256 kB: twisted keeps it in a temporary file
+    body, ctype = _files(("big.bin", data), ("small.txt", b"s"))
+    response, out = call("POST", "/add", data=body, headers={"Content-Type": ctype})
+    assert [(d["name"], d["cid"], d["size"]) for d in lines(out)] == [
+        ("big.bin", str(content_cid(data)), len(data)), ("small.txt", str(content_cid(b"s")), 1)]
+
+
 def test_add_accepts_file_disposition_without_name(call):
     body = b'--XX\r\nContent-Disposition: file; filename="old.txt"\r\n\r\nabc\r\n--XX--\r\n'
     response, out = call("POST", "/add", data=body, headers={"Content-Type": 'multipart/form-data; boundary="XX"'})

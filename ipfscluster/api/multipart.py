@@ -98,16 +98,17 @@ def _read_part(raw: bytes) -> Part:
     )
 
 
-def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
+def parse_parts(body, boundary: bytes) -> list[Part]:
     """Split the multipart ``body`` on ``boundary``; return its parts in order.
 
-    Raises :class:`MultipartError` when the body does not contain the boundary or
-    is cut short (no closing delimiter).
+    ``body`` is ``bytes`` or an ``mmap`` of the buffered upload (so a large upload
+    is not copied whole once more: only the parts' bodies are).  Raises
+    :class:`MultipartError` when the body does not contain the boundary or is cut
+    short (no closing delimiter).
     """
-    body = bytes(body)
     delimiter = b"--" + boundary
     separator = b"\r\n" + delimiter
-    if body.startswith(delimiter):
+    if body[: len(delimiter)] == delimiter:
         pos = len(delimiter)
     else:
         first = body.find(separator)
@@ -115,7 +116,7 @@ def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
             raise MultipartError("the multipart body does not contain its boundary")
         pos = first + len(separator)
     parts = []
-    while not body.startswith(b"--", pos):
+    while body[pos : pos + 2] != b"--":
         line_end = body.find(b"\n", pos)
         end = body.find(separator, line_end + 1) if line_end >= 0 else -1
         if end < 0:

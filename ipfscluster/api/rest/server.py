@@ -65,6 +65,7 @@ import base64
 import binascii
 import hmac
 import json
+import mmap
 import os
 
 import attrs
@@ -182,6 +183,22 @@ def _body_size(request) -> int:
     size = content.seek(0, os.SEEK_END)
     content.seek(position)
     return size
+
+
+def _parse_upload(content, boundary: bytes) -> list:
+    """The parts of the buffered request body.  When twisted spooled the body to a
+    temporary file (large uploads) it is mapped, not read into memory once more.
+    Raises MultipartError."""
+    try:
+        fileno = content.fileno()
+    except (AttributeError, OSError):  # a BytesIO (io.UnsupportedOperation is an OSError)
+        content.seek(0)
+        return parse_parts(content.read(), boundary)
+    size = os.fstat(fileno).st_size
+    if not size:
+        return parse_parts(b"", boundary)
+    with mmap.mmap(fileno, size, access=mmap.ACCESS_READ) as view:
+        return parse_parts(view, boundary)
 
 
 def _path(request) -> str:
@@ -630,9 +647,8 @@ class RestAPI(service.Service):
             raise bad_parameter("cid-version", query["cid-version"], "is not a CID version (use 0 or 1)")
         if flags["shard"]:
             raise bad_parameter("shard", query["shard"], "is not supported: sharding is not implemented")
-        request.content.seek(0)
         content_type = (request.getHeader(b"Content-Type") or b"").decode("latin-1")
-        parts = parse_parts(request.content.read(), boundary_of(content_type))
+        parts = _parse_upload(request.content, boundary_of(content_type))
         items = self.cluster.add(parts, query)
         if not streaming:
             return self._json(request, await collect_json_array(items))
