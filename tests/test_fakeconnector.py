@@ -83,6 +83,17 @@ def test_hang_until_released(fake):
     assert fake.in_flight == 0 and fake.max_in_flight == 1
 
 
+def test_in_flight_per_cid(fake):
+    fake.hang(A)
+    fake.pin(Pin.new(A))
+    fake.unpin(A)
+    fake.hang(B)
+    fake.pin(Pin.new(B))
+    assert fake.max_in_flight == 3 and fake.max_in_flight_per_cid == 2
+    fake.release()
+    assert fake.in_flight == 0
+
+
 def test_hang_times_out_after_pin_timeout(clock):
     fake = FakeIPFSConnector(clock, pin_timeout=120.0)
     fake.startService()

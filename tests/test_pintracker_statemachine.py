@@ -1,7 +1,8 @@
 """MapPinTracker under random sequences of track/untrack/faults/recover/sync (hypothesis).
 
 Invariants checked after every step: never more than ``concurrent_pins`` IPFS
-operations in flight, the queue within ``max_pin_queue_size``.  At the end the faults
+operations in flight and never two for the same CID, the queue within
+``max_pin_queue_size``.  At the end the faults
 are cleared and the peer does what the cluster does (state sync, drain the queue,
 sync with the daemon, recover errors); then the local state must agree with the
 shared state and with the daemon for every CID.
@@ -105,6 +106,7 @@ class TrackerMachine(RuleBasedStateMachine):
     def bounded_concurrency(self):
         assert self.env.ipfs.in_flight <= self.workers
         assert self.env.ipfs.max_in_flight <= self.workers
+        assert self.env.ipfs.max_in_flight_per_cid <= 1  # never a pin racing an unpin
         assert self.env.tracker.running_count() <= self.workers
         assert self.env.tracker.pin_queue_size() <= self.max_queue
 

@@ -247,7 +247,7 @@ def test_sync_answer_older_than_a_status_change_is_ignored(env):
     assert env.status(A) is S.PINNED
 
 
-def test_sync_all_passes_do_not_overlap(env):
+def test_sync_all_passes_do_not_overlap_and_waiting_calls_share_one(env):
     env.tracker.track(local(A))
     gates = []
     real = env.ipfs.pin_ls
@@ -263,12 +263,16 @@ def test_sync_all_passes_do_not_overlap(env):
     order = []
     first = env.tracker.sync_all().addCallback(lambda r: order.append("first") or r)
     second = env.tracker.sync_all().addCallback(lambda r: order.append("second") or r)
+    third = env.tracker.sync_all().addCallback(lambda r: order.append("third") or r)
     assert len(gates) == 1  # the second pass waits for the first
     gates[0].callback(None)
     assert order == ["first"] and len(gates) == 2
     gates[1].callback(None)
-    assert result(first) == [] and result(second) == []
-    assert order == ["first", "second"]
+    assert len(gates) == 2  # the third call shared the second pass
+    lists = [result(d) for d in (first, second, third)]
+    assert lists == [[], [], []]
+    assert lists[1] is not lists[2]  # each caller owns its list
+    assert order == ["first", "second", "third"]
     assert env.status(A) is S.PINNED
 
 
@@ -357,3 +361,16 @@ def test_a_direct_pin_still_needs_unpinning(env):
     env.ipfs.add_pin(A, IPFSPinStatus.DIRECT)  # something is still pinned: stays
     result(env.tracker.sync_all())
     assert env.status(A) is S.UNPIN_ERROR
+
+
+def test_callers_sharing_a_failed_pass_all_get_the_error(make_env):
+    env = make_env(latency=1.0)
+    env.tracker.track(local(A))
+    env.clock.advance(1)
+    env.ipfs.set_reachable(False)
+    first, second, third = (env.tracker.sync_all() for _ in range(3))
+    env.clock.pump([1] * 4)
+    errors = [failure(d) for d in (first, second, third)]
+    assert all(isinstance(e, IPFSUnreachable) for e in errors)
+    assert errors[1] is errors[2]  # one pass answered both
+    assert [m for m, _ in env.ipfs.calls].count("pin_ls") == 2

@@ -95,6 +95,7 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ipfscluster.cid import CID
@@ -196,6 +197,7 @@ class MapPinTracker(Service):
         self._changes = 0  # bumped on every status change (Entry.changed)
         self._generation = 0  # sync_all and state_sync passes (Entry.mark, Entry.shared)
         self._sync_all_lock = defer.DeferredLock()
+        self._sync_waiters: list | None = None  # callers of the sync_all pass not yet started
         self._pumping = False
         self._pump_again = False
         self._sync_interval = ipfs_sync_interval
@@ -704,12 +706,32 @@ class MapPinTracker(Service):
 
         Fires the list of ``PinInfo`` whose status changed or that are in error.
         Fails with the connector's error when the daemon cannot answer (every
-        tracked CID is then put in error), or ShuttingDown.
+        tracked CID is then put in error), or ShuttingDown.  Passes never overlap:
+        a call made while one runs waits for the next pass, and calls made while
+        that next pass waits share it (a slow daemon never piles up passes).
         """
         if self._closed:
             return defer.fail(_shutting_down())
-        # one pass at a time: passes share the entries' marks
-        return self._sync_all_lock.run(lambda: defer.Deferred.fromCoroutine(self._sync_all()))
+        d = defer.Deferred()
+        if self._sync_waiters is not None:  # a pass is waiting to start: share it
+            self._sync_waiters.append(d)
+            return d
+        waiters = self._sync_waiters = [d]
+
+        def start():
+            self._sync_waiters = None  # callers from now on need a later pass
+            return defer.Deferred.fromCoroutine(self._sync_all())
+
+        def settle(outcome):
+            for w in waiters:
+                if isinstance(outcome, Failure):
+                    w.errback(outcome)
+                else:
+                    w.callback(list(outcome))
+
+        # one pass at a time (passes share the entries' marks)
+        self._sync_all_lock.run(start).addBoth(settle)
+        return d
 
     async def _sync_all(self) -> list[PinInfo]:
         self._generation += 1
