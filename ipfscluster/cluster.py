@@ -112,8 +112,19 @@ class Cluster:
         self._background: set[defer.Deferred] = set()
         self._cid_locks: dict = {}
         #: called (no arguments) after the peer shut itself down (consensus never
-        #: became ready); the process entry point stops the reactor there
+        #: became ready, or the peer was removed from the cluster); the process entry
+        #: point stops the reactor there
         self.on_fatal = None
+        self._lock = None
+        self._stop_waiters: list[defer.Deferred] = []
+        self._stopped = False
+        #: this peer was removed from the peerset (it shuts down, data rotated)
+        self.removed = False
+        #: this peer left the cluster on shutdown (leave_on_shutdown)
+        self.left = False
+        self._was_member = False
+        self._last_voters: tuple = ()
+        self._filling = False
         self._register_rpc()
 
     # --- lifecycle ----------------------------------------------------------------
@@ -124,20 +135,28 @@ class Cluster:
         Raises what a component raises when it cannot start (the components started
         so far are stopped again first).
         """
+        from ipfscluster.stateops import ExecutionLock, check_state_current
+
         c = self.c
+        self._lock = ExecutionLock(self.config.folder).acquire()
         try:
+            check_state_current(self.config.raft_data_folder, self.config.folder)
             await self._start_one(c.rpc_server)
-            for peer in self.config.cluster.peers:
+            for peer in tuple(self.config.cluster.peers) + tuple(self.config.cluster.bootstrap):
                 self._learn_address(peer)
             await self._start_one(c.consensus)
+            self._was_member = self._is_member()
             await self._start_one(c.connector)
             await self._start_one(c.tracker)
             await self._start_one(c.monitor)
             await self._start_one(c.informer)
             for api in c.apis:
                 await self._start_one(api)
+            if self.joining:
+                await self._bootstrap()
         except BaseException:
             await self._stop_started()
+            self._lock.release()
             raise
         self._unsubscribe = c.monitor.subscribe_alerts(self._on_alert)
         self._track_background(defer.Deferred.fromCoroutine(self._become_ready()))
@@ -201,13 +220,31 @@ class Cluster:
         return self._ready
 
     async def stop(self) -> None:
-        """Stop loops, then every component in reverse order, each to completion.
+        """Stop the peer (reference §2.2 shutdown order): leave the cluster first when
+        ``leave_on_shutdown`` (a leader hands leadership over), stop the loops, then
+        every component in reverse order, each to completion; write the state backup
+        (a peer that was ready), rotate the Raft data (a peer that left or was
+        removed), release the execution lock.
 
-        Idempotent.
+        Idempotent: a second call waits for the first one to finish.
         """
         if self._stopping:
+            if not self._stopped:
+                d = defer.Deferred()
+                self._stop_waiters.append(d)
+                await d
             return
         self._stopping = True
+        was_ready = self._ready
+        try:
+            await self._stop(was_ready)
+        finally:
+            self._stopped = True
+            waiters, self._stop_waiters = self._stop_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    async def _stop(self, was_ready: bool) -> None:
         self._ready = False
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
@@ -227,11 +264,19 @@ class Cluster:
             if pub.running:
                 await defer.maybeDeferred(pub.stopService)
         self._publishers = []
+        if was_ready and self.config.cluster.leave_on_shutdown and not self.removed:
+            await self._leave()
         # components first: their pending calls then fail (ShuttingDown), which ends
         # the background tasks without cancelling them half-way
         await self._stop_started()
         if self._background:
             await defer.DeferredList(list(self._background), consumeErrors=True)
+        if was_ready:
+            self._write_backup()
+        if self.removed or self.left:
+            self._rotate_data()
+        if self._lock is not None:
+            self._lock.release()
 
     async def _stop_started(self) -> None:
         while self._started:
@@ -442,11 +487,32 @@ class Cluster:
             else:
                 yield result["id"]
 
+    # --- ICluster: membership (reference §10.2) ----------------------------------------
+
+    @property
+    def joining(self) -> bool:
+        """True when this peer starts by joining a cluster: ``cluster.peers`` is empty
+        and ``cluster.bootstrap`` (or ``--bootstrap``) names peers."""
+        cfg = self.config.cluster
+        return not cfg.peers and bool(cfg.bootstrap)
+
     def peer_add(self, peer_id_or_multiaddr) -> defer.Deferred:
+        """Add a running peer to this cluster (reference §10.2 PeerAdd); fires with
+        its :class:`ID` once it lists the same peers as we do.
+
+        Fails with InvalidInput (bad address, or the peer has a state of its own),
+        UnhealthyCluster (a member did not take the new address), PeerUnreachable
+        (the new peer cannot be reached) or the consensus errors (NoLeader …).
+        """
         return defer.Deferred.fromCoroutine(self._peer_add(peer_id_or_multiaddr))
 
     async def _peer_add(self, target) -> ID:
+        from ipfscluster.errors import PeerUnreachable, UnhealthyCluster
+        from ipfscluster.identity import validate_peer_id
+
+        self._check_running()
         text = str(target)
+        maddr = None
         if text.startswith("/"):
             maddr = Multiaddr.parse(text)
             if maddr.peer_id is None:
@@ -454,27 +520,81 @@ class Cluster:
                     f"the multiaddress {text} has no /p2p/<peer ID> part; add it", value=text
                 )
             peer = maddr.peer_id
-            members = await self.c.consensus.peers()
+        else:
+            peer = validate_peer_id(text)
+        if peer == self.peer_id:
+            return await self._id()
+        members = list(await self.c.consensus.peers())
+        if maddr is not None:
+            # (1)+(2): every member learns the new peer's address
             results = await self.c.rpc_client.call_all(
                 members, C.PeerManagerAddPeer, {"multiaddr": str(maddr)}
             )
-            failed = [p for p, r in results.items() if isinstance(r, defer.Failure)]
+            failed = {p: r.getErrorMessage() for p, r in results.items() if isinstance(r, defer.Failure)}
             if failed:
-                raise ClusterError(
+                raise UnhealthyCluster(
                     "error broadcasting new peer's address: all cluster members need to be "
                     "healthy for this operation to succeed. Try removing any unhealthy peers. "
-                    "Check the logs for more information about the error. (unreachable: %s)"
-                    % ", ".join(sorted(failed))
+                    "Check the logs for more information about the error. (%s)"
+                    % "; ".join(f"{p}: {e}" for p, e in sorted(failed.items()))
                 )
-        else:
-            from ipfscluster.identity import validate_peer_id
+        elif self.c.rpc_client.peer_address(peer) is None:
+            raise InvalidInput(
+                f"no address is known for peer {peer}: give its full multiaddress "
+                f"(/ip4/<host>/tcp/<port>/p2p/{peer})", value=text)
+        if peer not in members:
+            # (3) reachability (and the address it sees for us)
+            try:
+                await self.c.rpc_client.call_command(
+                    peer, C.ClusterRemoteMultiaddrForPeer, {"peer": self.peer_id})
+            except PeerUnreachable as err:
+                raise PeerUnreachable(
+                    f"cannot reach the new peer {peer}: {err}. Check that it runs, listens "
+                    "on the address given and uses the same cluster secret") from None
+            # (4) it learns every member's address
+            await self.c.rpc_client.call_command(
+                peer, C.PeerManagerImportAddresses, {"multiaddrs": self._member_addresses(members)})
+            # a lone peer with a Raft log of its own resets it (refused if it holds pins)
+            await self.c.rpc_client.call_command(peer, C.PeerManagerPrepareJoin)
+            # (5) Raft AddVoter through the leader
+            await self.c.consensus.add_peer(peer)
+            log.info("peer {peer} added to the cluster", peer=peer)
+        # (6) swarm connections (best effort)
+        try:
+            await self.c.rpc_client.call_command(peer, C.IPFSConnectorConnectSwarms)
+        except ClusterError as err:
+            log.debug("asking {peer} to connect swarms failed: {error}", peer=peer, error=str(err))
+        # (7) wait until it lists our peers
+        return await self._wait_peer_in_sync(peer)
 
-            peer = validate_peer_id(text)
-        await self.c.consensus.add_peer(peer)
-        result = await self.c.rpc_client.call_command(peer, C.ClusterID)
-        return result["id"]
+    async def _wait_peer_in_sync(self, peer: str, attempts: int = 20, delay: float = 0.2) -> ID:
+        ident = None
+        for _ in range(attempts):
+            ident = (await self.c.rpc_client.call_command(peer, C.ClusterID))["id"]
+            ours = set(await self.c.consensus.peers())
+            if set(ident.cluster_peers) >= ours:
+                return ident
+            await task.deferLater(self.clock, delay, lambda: None)
+        log.warn("peer {peer} was added but does not list every peer yet", peer=peer)
+        return ident
+
+    def _member_addresses(self, members) -> list[str]:
+        out = [str(a) for a in self.addresses()]
+        for p in members:
+            if p == self.peer_id:
+                continue
+            addr = self.c.rpc_client.peer_address(p)
+            if addr is not None:
+                out.append(str(Multiaddr.parse(str(addr)).with_peer_id(p)))
+        return out
 
     def peer_remove(self, peer_id: str) -> defer.Deferred:
+        """Remove a peer (reference §10.2 PeerRemove): its pins are re-allocated to
+        other peers first, then it leaves the Raft peerset and is told to shut down.
+
+        Fails with NotFound (not a member), InvalidInput (the last peer) or the
+        consensus errors.
+        """
         return defer.Deferred.fromCoroutine(self._peer_remove(peer_id))
 
     async def _peer_remove(self, peer_id: str) -> None:
@@ -484,12 +604,241 @@ class Cluster:
         members = await self.c.consensus.peers()
         if peer_id not in members:
             raise NotFound(f"peer {peer_id} is not a member of this cluster")
+        if list(members) == [peer_id]:
+            raise InvalidInput("cannot remove ourselves from a 1-peer cluster")
         for pin in [p for p in self.c.state.list() if peer_id in p.allocations]:
             try:
                 await self._allocate_and_commit(pin, blacklist=(peer_id,))
             except ClusterError as err:
                 log.warn("re-allocating {cid} failed: {error}", cid=str(pin.cid), error=str(err))
         await self.c.consensus.rm_peer(peer_id)
+        log.info("peer {peer} removed from the cluster", peer=peer_id)
+        if peer_id == self.peer_id:
+            if not self._stopping:
+                self._later(self._removed_from_cluster, "this peer removed itself")
+            return
+        try:
+            await self.c.rpc_client.call_command(peer_id, C.PeerManagerRmPeerShutdown)
+        except ClusterError as err:
+            log.warn("could not tell the removed peer {peer} to shut down ({error}); it "
+                     "will stop when it notices", peer=peer_id, error=str(err))
+
+    # --- joining, leaving, watching the peerset ----------------------------------------
+
+    async def _bootstrap(self) -> None:
+        """Join through the first ``cluster.bootstrap`` address that works."""
+        from ipfscluster.errors import BootstrapFailed
+
+        errors = []
+        for addr in self.config.cluster.bootstrap:
+            try:
+                await self._join(addr)
+                return
+            except ClusterError as err:
+                log.error("joining the cluster through {addr} failed: {error}",
+                          addr=str(addr), error=str(err))
+                errors.append(f"{addr}: {err}")
+        raise BootstrapFailed(
+            "bootstrap unsuccessful: could not join through any bootstrap address (%s). "
+            "Check that the bootstrap peer runs and is reachable at that address, that "
+            "both peers use the same cluster secret, and that every member of that "
+            "cluster is healthy (ipfs-cluster-ctl peers ls)" % "; ".join(errors))
+
+    def join(self, multiaddr) -> defer.Deferred:
+        """Join the cluster of the peer at ``multiaddr`` (reference §10.2 Join): it
+        adds us, we wait for a leader and for our log to catch up, save the peerset
+        in ``cluster.peers`` and sync the tracker.  Joining ourselves does nothing."""
+        return defer.Deferred.fromCoroutine(self._join(multiaddr))
+
+    async def _join(self, multiaddr) -> None:
+        maddr = Multiaddr.parse(str(multiaddr))
+        if not maddr.peer_id:
+            raise InvalidInput(f"the bootstrap address {multiaddr} has no /p2p/<peer ID> part")
+        if maddr.peer_id == self.peer_id:
+            return
+        self._learn_address(maddr)
+        raft = self.config.raft
+        timeout = 2 * raft.wait_for_leader_timeout.seconds + 4 * raft.network_timeout.seconds + 5
+        log.info("joining the cluster through {addr}", addr=str(maddr))
+        await self.c.rpc_client.call_command(
+            maddr.peer_id, C.ClusterPeerAdd, {"multiaddr": str(self.addresses()[0])}, timeout=timeout)
+        await self.c.consensus.wait_for_leader()
+        await self.c.consensus.wait_for_sync()
+        self._check_membership()
+        peers = await self.c.consensus.peers()
+        log.info("joined the cluster: peers {peers}", peers=",".join(peers))
+        await self._state_sync()
+
+    async def _leave(self) -> None:
+        """Leave the peerset before shutting down (``leave_on_shutdown``)."""
+        try:
+            voters = list(await self.c.consensus.peers())
+            if voters == [self.peer_id] or self.peer_id not in voters:
+                log.info("not leaving: this is the last peer of the cluster")
+                return
+            others = [p for p in voters if p != self.peer_id]
+            bootstrap = self._addresses_of(others)
+            transfer = getattr(self.c.consensus, "transfer_leadership", None)
+            if transfer is not None:
+                try:
+                    await transfer()
+                except ClusterError as err:
+                    log.warn("handing the leadership over failed: {error}", error=str(err))
+            await self._peer_remove(self.peer_id)
+        except ClusterError as err:
+            log.error("leaving the cluster failed: {error}. The other peers still count this "
+                      "peer as a member: remove it with 'ipfs-cluster-ctl peers rm {peer}'",
+                      error=str(err), peer=self.peer_id)
+            return
+        self.left = True
+        log.info("left the cluster; cluster.bootstrap set to the last known peers")
+        self._save_membership(peers=(), bootstrap=tuple(bootstrap))
+
+    def _is_member(self) -> bool:
+        is_member = getattr(self.c.consensus, "is_member", None)
+        return bool(is_member()) if is_member is not None else True
+
+    def _current_voters(self) -> tuple:
+        node = getattr(self.c.consensus, "node", None)
+        return tuple(node.voters) if node is not None else ()
+
+    def _on_peers_changed(self, voters) -> None:
+        """The consensus applied a membership change (called inside the Raft loop)."""
+        if not self._stopping:
+            self._later(self._check_membership)
+
+    def _later(self, fn, *args) -> None:
+        self._calls = [c for c in self._calls if c.active()]
+        self._calls.append(self.clock.callLater(0, fn, *args))
+
+    def _check_membership(self) -> None:
+        """Rewrite ``cluster.peers`` when the peerset changed; shut down when this peer
+        is no longer part of it (reference §10.2 watchPeers)."""
+        if self._stopping:
+            return
+        voters = self._current_voters()
+        if self.peer_id in voters:
+            self._was_member = True
+            self._last_voters = voters
+            others = tuple(p for p in voters if p != self.peer_id)
+            saved = {Multiaddr.parse(str(a)).peer_id for a in self.config.cluster.peers}
+            if saved != set(others):
+                addrs = self._addresses_of(others)
+                if len(addrs) == len(others):
+                    self._save_membership(peers=tuple(addrs))
+                elif not self._filling:
+                    # peers added at the same time as us: their addresses were sent to
+                    # the members of that moment; ask the members we know
+                    self._filling = True
+                    self._track_background(defer.Deferred.fromCoroutine(self._fill_addresses()))
+        elif voters and self._was_member:
+            self._removed_from_cluster("the Raft peerset no longer includes this peer")
+
+    async def _fill_addresses(self, attempts: int = 20) -> None:
+        """Learn the addresses of members we have none for from the members we reach
+        (their ``ID`` lists the addresses of their peers), then save the peerset."""
+        try:
+            for _ in range(attempts):
+                voters = self._current_voters()
+                missing = [p for p in voters if p != self.peer_id
+                           and self.c.rpc_client.peer_address(p) is None]
+                if not missing or self._stopping:
+                    break
+                known = [p for p in voters if p != self.peer_id and p not in missing]
+                results = await self.c.rpc_client.call_all(known, C.ClusterID)
+                for r in results.values():
+                    if isinstance(r, dict):
+                        for addr in r["id"].cluster_peers_addresses:
+                            self._learn_address(addr)
+                if any(self.c.rpc_client.peer_address(p) is None for p in missing):
+                    await task.deferLater(self.clock, 0.5, lambda: None)
+        finally:
+            self._filling = False
+        if not self._stopping:
+            self._check_membership()
+
+    def _removed_from_cluster(self, reason: str) -> None:
+        if self.removed or self._stopping:
+            return
+        self.removed = True
+        others = [p for p in (self._last_voters or self._current_voters()) if p != self.peer_id]
+        log.warn("this peer was removed from the cluster ({reason}): shutting down. Its Raft "
+                 "data folder is rotated; cluster.bootstrap now lists the last known peers, so "
+                 "starting it again joins the cluster anew", reason=reason)
+        self._save_membership(peers=(), bootstrap=tuple(self._addresses_of(others)))
+        d = defer.Deferred.fromCoroutine(self.stop())
+        d.addErrback(lambda f: log.failure("shutting down failed", f))
+        d.addBoth(lambda _: self.on_fatal() if self.on_fatal is not None else None)
+
+    def _addresses_of(self, peers) -> list[Multiaddr]:
+        out = []
+        for p in peers:
+            addr = self.c.rpc_client.peer_address(p)
+            if addr is not None:
+                out.append(Multiaddr.parse(str(addr)).with_peer_id(p))
+        return out
+
+    def _save_membership(self, **changes) -> None:
+        """Save ``cluster.peers``/``cluster.bootstrap`` in service.json, keeping the
+        rest of the file as the operator wrote it."""
+        from ipfscluster.config.service import ServiceConfig
+        from ipfscluster.errors import ConfigError
+
+        self.config = attrs.evolve(self.config, cluster=attrs.evolve(self.config.cluster, **changes))
+        try:
+            try:
+                disk = ServiceConfig.load(self.config.folder)
+            except ConfigError:
+                disk = self.config
+            disk = attrs.evolve(disk, cluster=attrs.evolve(disk.cluster, **changes))
+            disk.save()
+        except OSError as err:
+            log.error("cannot save the new peerset in {folder}: {error}",
+                      folder=self.config.folder, error=str(err))
+            return
+        log.info("configuration saved: {changes}", changes=", ".join(
+            "cluster.%s=[%s]" % (k, ",".join(str(a) for a in v)) for k, v in changes.items()))
+
+    def _write_backup(self) -> None:
+        from ipfscluster.stateops import write_backup
+
+        try:
+            path = write_backup(self.config.folder, self.c.state, self.clock.seconds())
+        except (OSError, ClusterError) as err:
+            log.error("writing the state backup failed: {error}", error=str(err))
+        else:
+            log.info("state backup written to {path}", path=path)
+
+    def _rotate_data(self) -> None:
+        from ipfscluster.consensus.raft.consensus import rotate_folder
+
+        folder = self.config.raft_data_folder
+        try:
+            rotate_folder(folder)
+        except OSError as err:
+            log.error("rotating the Raft data folder {folder} failed: {error}", folder=folder,
+                      error=str(err))
+        else:
+            log.info("Raft data folder rotated to {folder}.old.0", folder=folder)
+
+    # RPC handlers of the peer manager
+
+    def _rpc_import_addresses(self, caller, multiaddrs) -> None:
+        for addr in multiaddrs or ():
+            self._learn_address(addr)
+
+    async def _rpc_prepare_join(self, caller, _arg=None) -> None:
+        prepare = getattr(self.c.consensus, "prepare_join", None)
+        if prepare is None:
+            return
+        self._was_member = False
+        await prepare()
+
+    def _rpc_rm_peer_shutdown(self, caller, _arg=None) -> None:
+        if caller in self._current_voters() or caller in self._last_voters:
+            self._later(self._removed_from_cluster, f"removed by peer {caller}")
+        else:
+            log.warn("ignoring a shutdown request from {caller}: not a member", caller=caller)
 
     def _learn_address(self, maddr) -> None:
         maddr = Multiaddr.parse(str(maddr))
@@ -847,6 +1196,7 @@ class Cluster:
         r.register(C.PinTrackerStatusAll, self._tracker_status_page)
 
         rv(C.IPFSConnectorID, lambda caller, _: connector.id())
+        rv(C.IPFSConnectorConnectSwarms, lambda caller, _: self._do_connect_swarms())
         rv(C.IPFSConnectorSwarmPeers, lambda caller, _: connector.swarm_peers())
         rv(C.IPFSConnectorFreeSpace, lambda caller, _: connector.free_space())
         rv(C.IPFSConnectorRepoSize, lambda caller, _: connector.repo_size())
@@ -854,6 +1204,11 @@ class Cluster:
         rv(C.PeerMonitorLogMetric, lambda caller, metric: monitor.log_metric(metric))
         rv(C.PeerMonitorLatestMetrics, lambda caller, name: list(monitor.latest_metrics(name)))
         rv(C.PeerManagerAddPeer, lambda caller, multiaddr: self._learn_address(multiaddr))
+        rv(C.PeerManagerImportAddresses, self._rpc_import_addresses)
+        rv(C.PeerManagerPrepareJoin, self._rpc_prepare_join)
+        rv(C.PeerManagerRmPeerShutdown, self._rpc_rm_peer_shutdown)
+        rv(C.ClusterPeerAdd, lambda caller, multiaddr: self.peer_add(multiaddr))
+        rv(C.ClusterJoin, lambda caller, multiaddr: self.join(multiaddr))
 
     async def _recover_local(self, cid) -> PinInfo:
         return await self.c.tracker.recover(CID.parse(cid))
@@ -933,6 +1288,7 @@ def build_cluster(config, reactor, *, alloc: str = "disk-freespace", connector=N
     allocator = allocator_cls(informer.name)
     peer_ids = [Multiaddr.parse(str(p)).peer_id for p in cfg.peers]
     holder: dict = {}
+    joining = not cfg.peers and bool(cfg.bootstrap)
     consensus = RaftConsensus(
         peer_id=peer_id,
         config=config.raft,
@@ -942,6 +1298,8 @@ def build_cluster(config, reactor, *, alloc: str = "disk-freespace", connector=N
         clock=reactor,
         peers=[p for p in peer_ids if p],
         on_apply=lambda op, pin: holder["cluster"].on_apply(op, pin),
+        join=joining,
+        on_peers_changed=lambda voters: holder["cluster"]._on_peers_changed(voters),
     )
 
     def current_peers():

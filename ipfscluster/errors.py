@@ -418,3 +418,25 @@ class WaitFailed(ClusterError):
 
     ``status`` is the ``GlobalPinInfo`` that shows the error.
     """
+
+
+# --- membership and offline state operations (cluster.py, stateops.py) ----------------
+
+
+class UnhealthyCluster(ClusterError):
+    """A member of the cluster did not answer; all cluster members need to be healthy
+    for this operation to succeed."""
+
+    http_status = 503
+
+
+class BootstrapFailed(ClusterError):
+    """The peer could not join the cluster through any bootstrap address."""
+
+    http_status = 502
+
+
+class ExecutionLockError(ClusterError):
+    """Another process uses the configuration folder (``cluster.lock`` is held)."""
+
+    http_status = 409

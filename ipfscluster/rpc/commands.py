@@ -360,6 +360,11 @@ ConsensusPeers = _command("Consensus.Peers", response=[(b"peers", PlainJSON())])
 
 PeerManagerAddPeer = _command("PeerManager.AddPeer", _multiaddr)
 PeerManagerImportAddresses = _command("PeerManager.ImportAddresses", [(b"multiaddrs", PlainJSON())])
+#: Sent by the peer adding us to its cluster, before the Raft change: a peer alone in
+#: a cluster of its own (no pins) resets its Raft data to join (fails otherwise).
+PeerManagerPrepareJoin = _command("PeerManager.PrepareJoin", errors=[E.InvalidInput])
+#: Sent to a peer once its removal from the peerset is committed: it shuts down.
+PeerManagerRmPeerShutdown = _command("PeerManager.RmPeerShutdown")
 
 # --- PeerMonitor ------------------------------------------------------------------------
 

@@ -109,11 +109,13 @@ class LocalCluster:
     :param alloc: the ``--alloc`` strategy.
     :param apis_factory: ``apis_factory(cluster)`` → API services per peer.
     :param instant_pins: fake daemons pin made-up CIDs at once.
+    :param alone: every peer starts as a one-peer cluster (empty ``cluster.peers``),
+        as the peer-manager tests need; peers are then added or join.
     """
 
     def __init__(self, reactor, folder: str, n: int = 3, *, overrides: Mapping | None = None,
                  alloc: str = "disk-freespace", apis_factory: Callable | None = None,
-                 instant_pins: bool = True, secret: bytes | None = None):
+                 instant_pins: bool = True, secret: bytes | None = None, alone: bool = False):
         self.reactor = reactor
         self.folder = folder
         self.alloc = alloc
@@ -129,7 +131,7 @@ class LocalCluster:
         for i, (ident, port) in enumerate(zip(identities, ports)):
             kubo = FakeIPFS(reactor=reactor, network=self.network, instant_pins=instant_pins)
             cfg = ServiceConfig.default(os.path.join(folder, f"peer{i}"), secret=self.secret, identity=ident)
-            others = tuple(Multiaddr.parse(a) for j, a in enumerate(addrs) if j != i)
+            others = () if alone else tuple(Multiaddr.parse(a) for j, a in enumerate(addrs) if j != i)
             cfg = attrs.evolve(
                 cfg,
                 cluster=attrs.evolve(
@@ -152,7 +154,13 @@ class LocalCluster:
             await self.ready()
 
     async def start_peer(self, peer: LocalPeer, wait_ready: bool = True) -> None:
-        """(Re)start one peer (and its daemon) from its configuration folder."""
+        """(Re)start one peer (and its daemon) from its configuration folder.
+
+        A restarted peer reads ``service.json`` again: the cluster rewrites its
+        ``peers``/``bootstrap`` there when the peerset changes.
+        """
+        if peer.cluster is not None and os.path.exists(peer.config.path):
+            peer.config = ServiceConfig.load(peer.config.folder)
         if peer.kubo.api_multiaddr is None:
             peer.kubo.listen("/ip4/127.0.0.1/tcp/0")
             peer.config = attrs.evolve(
@@ -162,6 +170,12 @@ class LocalCluster:
         os.makedirs(peer.config.folder, exist_ok=True)
         peer.config.save()
         peer.cluster = build_cluster(peer.config, self.reactor, alloc=self.alloc, apis_factory=self.apis_factory)
+
+        def stopped_itself(peer=peer, cluster=peer.cluster):
+            if peer.cluster is cluster:
+                peer.running = False
+
+        peer.cluster.on_fatal = stopped_itself
         await peer.cluster.start()
         peer.running = True
         if wait_ready:
@@ -187,11 +201,42 @@ class LocalCluster:
     def running_peers(self) -> list[LocalPeer]:
         return [p for p in self.peers if p.running]
 
+    # --- membership -----------------------------------------------------------------
+
+    def multiaddr(self, peer: LocalPeer) -> Multiaddr:
+        """The cluster multiaddress of ``peer`` (with ``/p2p/<id>``)."""
+        return peer.config.cluster.listen_multiaddress.with_peer_id(peer.peer_id)
+
+    def set_membership(self, peer: LocalPeer, peers=(), bootstrap=(), **cluster_changes) -> None:
+        """Change ``peer``'s configuration (in memory and on disk) before it starts:
+        ``peers``/``bootstrap`` are LocalPeers or multiaddresses."""
+        def addrs(items):
+            return tuple(self.multiaddr(p) if isinstance(p, LocalPeer) else Multiaddr.parse(str(p)) for p in items)
+
+        peer.config = attrs.evolve(peer.config, cluster=attrs.evolve(
+            peer.config.cluster, peers=addrs(peers), bootstrap=addrs(bootstrap), **cluster_changes))
+        if os.path.exists(peer.config.folder):
+            peer.config.save()
+
     # --- helpers for tests ----------------------------------------------------------
 
-    async def leader(self) -> LocalPeer:
-        peer_id = await self.running_peers()[0].cluster.c.consensus.wait_for_leader()
-        return next(p for p in self.peers if p.peer_id == peer_id)
+    async def leader(self, seconds: float = 20.0) -> LocalPeer:
+        """The running peer every running peer knows as the Raft leader (waits for
+        an election after the old leader stopped)."""
+        found: list = []
+
+        async def agreed():
+            running = self.running_peers()
+            ids = {p.cluster.c.consensus.node.leader_id for p in running}
+            if len(ids) == 1 and None not in ids:
+                peer = next((p for p in running if p.peer_id in ids), None)
+                if peer is not None:
+                    found[:] = [peer]
+                    return True
+            return False
+
+        await self.poll_async(agreed, seconds=seconds, what="one leader agreed by every running peer")
+        return found[0]
 
     async def poll(self, predicate: Callable[[], bool], seconds: float = 20.0, what: str = "condition") -> None:
         """Wait until ``predicate()`` is true; fail after ``seconds``."""

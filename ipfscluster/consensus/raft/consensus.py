@@ -56,8 +56,10 @@ from ipfscluster.consensus.raft.node import RaftNode
 from ipfscluster.errors import (
     ClusterError,
     CommitOutcomeUnknown,
+    ConfigChangeInProgress,
     ConfigError,
     InvalidInput,
+    LeaderNotReady,
     NoLeader,
     NotFound,
     NotLeader,
@@ -157,14 +159,23 @@ class RaftConsensus(service.Service):
     def __init__(self, *, peer_id: str, config: RaftConfig, data_folder: str, state,
                  rpc, clock: IReactorTime, peers: Iterable[str] = (),
                  on_apply: Callable[[str, Pin], Any] | None = None,
-                 transport=None, rng: random.Random | None = None):
+                 transport=None, rng: random.Random | None = None,
+                 join: bool = False,
+                 on_peers_changed: Callable[[tuple[str, ...]], Any] | None = None):
         self.peer_id = peer_id
         self.config = config
         self.data_folder = data_folder
         self.state = state
         self.rpc = rpc
         self.clock = clock
-        self.bootstrap_peers = tuple(sorted(set(peers) | {peer_id}))
+        #: the membership ``cluster.peers`` (plus this peer) describes
+        self.configured_peers = tuple(sorted(set(peers) | {peer_id}))
+        #: ``join``: this peer waits to be added to an existing cluster (it has no
+        #: bootstrap membership and never campaigns until a leader contacts it)
+        self.join = join
+        self.bootstrap_peers = () if join else self.configured_peers
+        self.on_peers_changed = on_peers_changed
+        self._membership_lock = defer.DeferredLock()
         self.machine = PinsetStateMachine(state, on_apply)
         self.transport = transport or RPCRaftTransport(rpc, config.network_timeout.seconds)
         self.rng = rng
@@ -184,29 +195,68 @@ class RaftConsensus(service.Service):
         Raises the storage errors (StorageCorrupted, NoValidSnapshot, StorageLocked),
         or ConfigError when existing Raft data has another membership than ``peers``.
         """
+        self.node = self._new_node(self.bootstrap_peers)
+        self.node.start()
+        problem = self._data_problem()
+        if problem is not None:
+            self.node.stop(final_snapshot=False)
+            raise ConfigError(problem, key="cluster.peers")
+        self._stopping = False
+        super().startService()
+        self._start_readiness()
+
+    def _new_node(self, voters) -> RaftNode:
         cfg = self.config
-        self.node = RaftNode(
+        return RaftNode(
             self.peer_id, clock=self.clock, transport=self.transport,
             data_folder=self.data_folder, state_machine=self.machine,
-            voters=self.bootstrap_peers, election_timeout=cfg.election_timeout.seconds,
+            voters=voters, election_timeout=cfg.election_timeout.seconds,
             heartbeat_timeout=cfg.heartbeat_timeout.seconds,
             max_append_entries=cfg.max_append_entries, trailing_logs=cfg.trailing_logs,
             snapshot_threshold=cfg.snapshot_threshold,
-            snapshot_interval=cfg.snapshot_interval.seconds, rng=self.rng)
-        self.node.start()
-        voters = set(self.node.voters)
-        if self.node.core.last_index > 0 and len(self.bootstrap_peers) > 1 \
-                and voters and voters != set(self.bootstrap_peers):
-            self.node.stop(final_snapshot=False)
-            raise ConfigError(
-                "the Raft data in %s has the peers %s but cluster.peers lists %s; fix "
-                "cluster.peers or clean the Raft data (state cleanup)"
-                % (self.data_folder, ",".join(sorted(voters)), ",".join(self.bootstrap_peers)),
-                key="cluster.peers")
-        self._stopping = False
-        super().startService()
+            snapshot_interval=cfg.snapshot_interval.seconds, rng=self.rng,
+            on_config=self._config_applied)
+
+    def _start_readiness(self) -> None:
+        self._ready = False
         self._readiness = defer.Deferred.fromCoroutine(self._become_ready())
         self._readiness.addErrback(lambda f: f.trap(ShuttingDown, defer.CancelledError))
+
+    def _config_applied(self, voters: tuple[str, ...]) -> None:
+        if self.on_peers_changed is not None:
+            self.on_peers_changed(tuple(voters))
+
+    def _data_problem(self) -> str | None:
+        """Why the existing Raft data cannot be used with this configuration, or None."""
+        if self.node.core.last_index == 0:
+            return None
+        voters = set(self.node.voters)
+        folder = self.data_folder
+        cleanup = ("run 'ipfs-cluster-service state cleanup' (it renames %s to %s.old.0; "
+                   "export the pins first with 'state export' if you need them) or rename "
+                   "the folder yourself" % (folder, folder))
+        if self.join:
+            return ("this peer is set to join a cluster (cluster.bootstrap or --bootstrap, "
+                    "with an empty cluster.peers) but its Raft data folder %s already holds "
+                    "a Raft log (last index %d, peers %s). A joining peer needs clean Raft "
+                    "data: %s, then start it again; or, if this peer is still a member of "
+                    "that cluster, list its peers in cluster.peers instead of bootstrapping"
+                    % (folder, self.node.core.last_index, ",".join(sorted(voters)) or "none",
+                       cleanup))
+        configured = set(self.configured_peers)
+        if len(configured) > 1 and voters and voters != configured:
+            only_data = sorted(voters - configured)
+            only_config = sorted(configured - voters)
+            return ("cluster peers do not match raft peers: the Raft data in %s was written "
+                    "by a cluster of %s but cluster.peers (with this peer) lists %s "
+                    "(only in the Raft data: %s; only in cluster.peers: %s). If the Raft "
+                    "data is right, set cluster.peers to the multiaddresses of those peers; "
+                    "if cluster.peers is right, this peer must start afresh: %s, then start "
+                    "it again (with --bootstrap to join a running cluster)"
+                    % (folder, ",".join(sorted(voters)), ",".join(sorted(configured)),
+                       ",".join(only_data) or "none", ",".join(only_config) or "none",
+                       cleanup))
+        return None
 
     async def _become_ready(self):
         await self.node.when_leader()
@@ -462,13 +512,108 @@ class RaftConsensus(service.Service):
         await self._commit_here(encode_op(UNPIN_OP, pin))
 
     async def _membership_here(self, op: str, peer_id: str) -> None:
+        """One membership change on the leader.  Raft allows one uncommitted change
+        at a time: changes asked at once (several peers joining) queue here, and a
+        change refused for now (the previous one is not committed yet, a new leader
+        has not committed its first entry) is retried until
+        ``wait_for_leader_timeout``."""
         self._check_leader()
-        voters = set(self.node.voters)
-        if (op == "add") == (peer_id in voters):
-            if op == "add":
-                return
-            raise NotFound("%s is not a cluster peer" % peer_id)
-        await self._await_applied(self.node.change_membership(op, peer_id))
+        await self._membership_lock.acquire()
+        try:
+            deadline = self.clock.seconds() + self.config.wait_for_leader_timeout.seconds
+            while True:
+                self._check_leader()
+                voters = set(self.node.voters)
+                if (op == "add") == (peer_id in voters):
+                    if op == "add":
+                        return
+                    raise NotFound("%s is not a cluster peer" % peer_id)
+                try:
+                    await self._await_applied(self.node.change_membership(op, peer_id))
+                    return
+                except (ConfigChangeInProgress, LeaderNotReady):
+                    if self.clock.seconds() >= deadline:
+                        raise
+                    await self._sleep(self.config.commit_retry_delay.seconds)
+        finally:
+            self._membership_lock.release()
+
+    # --- membership helpers for the peer manager (cluster.py) ------------------------
+
+    def is_member(self) -> bool:
+        """Whether this peer is in the newest membership its Raft log knows."""
+        return self.node is not None and self.peer_id in self.node.voters
+
+    def transfer_leadership(self, timeout: float | None = None) -> defer.Deferred:
+        """If this peer leads, hand leadership to another voter and fire with the new
+        leader's ID once it took over (None when we were not the leader or alone).
+
+        Fails with OperationTimeout when no other peer took over in time."""
+        return defer.Deferred.fromCoroutine(self._transfer_leadership(timeout))
+
+    async def _transfer_leadership(self, timeout: float | None) -> str | None:
+        node = self.node
+        if node is None or not node.running or not node.is_leader or len(node.voters) < 2:
+            return None
+        if timeout is None:
+            timeout = self.config.wait_for_leader_timeout.seconds
+        target = node.transfer_leadership()
+        log.info("handing Raft leadership over to {target}", target=target)
+        deadline = self.clock.seconds() + timeout
+        while node.running and (node.leader_id in (None, self.peer_id)):
+            if self.clock.seconds() > deadline:
+                raise OperationTimeout(
+                    "no other peer took over the Raft leadership within %gs" % timeout)
+            await self._sleep(self.config.heartbeat_timeout.seconds / 4)
+        return node.leader_id
+
+    def prepare_join(self) -> defer.Deferred:
+        """Make this peer ready to be added to another cluster.
+
+        A peer alone in its own cluster (started without ``cluster.peers``) holds a
+        Raft log of its own; Raft cannot merge it into another cluster's log.  When
+        that log carries no pins, the data folder is rotated (``.old.0``) and the
+        node restarts with no membership, waiting for the new cluster's leader.
+        A peer already waiting to join does nothing.
+
+        Fails with InvalidInput when the peer has pins in its shared state or is a
+        member of a cluster with other peers."""
+        try:
+            self._prepare_join()
+        except ClusterError as exc:
+            return defer.fail(exc)
+        return defer.succeed(None)
+
+    def _prepare_join(self) -> None:
+        node = self.node
+        if node is None or not node.running:
+            raise ShuttingDown()
+        voters = set(node.voters)
+        if not voters:
+            return  # waiting to be added already
+        if voters != {self.peer_id}:
+            raise InvalidInput(
+                "peer %s is a member of another cluster (peers %s); remove it from that "
+                "cluster first (ipfs-cluster-ctl peers rm), then add it here"
+                % (self.peer_id, ",".join(sorted(voters))))
+        count = self.state.count()
+        if count:
+            raise InvalidInput(
+                "peer %s runs its own cluster with %d pins in its shared state; they "
+                "would be lost by joining. Stop it, export its pins ('ipfs-cluster-service "
+                "state export'), run 'ipfs-cluster-service state cleanup', start it again "
+                "and add it; then pin the exported CIDs again" % (self.peer_id, count))
+        log.info("leaving our one-peer cluster to join another: Raft data {folder} "
+                 "rotated to {folder}.old.0", folder=self.data_folder)
+        node.stop(final_snapshot=False)
+        if self._readiness is not None and not self._readiness.called:
+            self._readiness.cancel()
+        rotate_folder(self.data_folder)
+        self.join = True
+        self.bootstrap_peers = ()
+        self.node = self._new_node(())
+        self.node.start()
+        self._start_readiness()
 
 
 def rotate_folder(folder: str, keep: int = ROTATE_KEEP) -> None:
