@@ -395,7 +395,10 @@ class Cluster:
 
     async def _repin_from(self, peer: str) -> None:
         """Leader only: re-allocate every pin allocated to ``peer`` (blacklisted)."""
-        if await self.c.consensus.leader() != self.peer_id:
+        try:
+            if await self.c.consensus.leader() != self.peer_id:
+                return
+        except ClusterError:  # no leader (yet, or any more): the next leader acts
             return
         pins = [p for p in self.c.state.list() if peer in p.allocations]
         if pins:
