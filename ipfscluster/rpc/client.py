@@ -276,8 +276,7 @@ class RPCClient:
                 )
         if self._closing and not self._protocols:
             waiters, self._closed_waiters = self._closed_waiters, []
-            for d in waiters:
-                d.callback(None)
+            _release(waiters, None)
 
     def connection_ready(self, proto) -> None:
         """Register a connection that finished the version exchange (either side)."""
@@ -344,9 +343,7 @@ class RPCClient:
 
     def _wake(self, link: _Link) -> None:
         waiters, link.waiters = link.waiters, []
-        for waiter in waiters:
-            if not waiter.called:  # cancelled meanwhile by an earlier waiter's callback
-                waiter.callback(link.conn)
+        _release(waiters, link.conn)
 
     # --- dialling -----------------------------------------------------------------------
 
@@ -407,8 +404,7 @@ class RPCClient:
         else:
             error = PeerConnectionLost(f"the new connection to peer {link.peer_id} closed at once")
             waiters, link.waiters = link.waiters, []
-            for waiter in waiters:
-                waiter.errback(Failure(error))
+            _release(waiters, error=error)
 
     def _dial_failed(self, failure: Failure, link: _Link, maddr) -> None:
         link.dialling = None
@@ -435,9 +431,7 @@ class RPCClient:
                 peer=link.peer_id,
             )
         waiters, link.waiters = link.waiters, []
-        for waiter in waiters:
-            if not waiter.called:  # a waiter may be cancelled by an earlier one's errback
-                waiter.errback(Failure(error))
+        _release(waiters, error=error)
 
     # --- calls --------------------------------------------------------------------------
 
@@ -620,8 +614,7 @@ class RPCClient:
             if link.dialling is not None:
                 link.dialling.cancel()
             waiters, link.waiters = link.waiters, []
-            for waiter in waiters:
-                waiter.errback(Failure(ShuttingDown("the cluster RPC client is shutting down")))
+            _release(waiters, error=ShuttingDown("the cluster RPC client is shutting down"))
             link.conn = None
         if not self._protocols:
             return succeed(None)
@@ -631,6 +624,21 @@ class RPCClient:
             if proto.transport is not None:
                 proto.transport.abortConnection()
         return d
+
+
+def _release(waiters, value=None, *, error: Exception | None = None) -> None:
+    """Fire every waiter with ``value`` (or fail it with ``error``).
+
+    A waiter's callbacks may cancel later waiters (a fan-out giving up, a caller's
+    timeout); those have fired already and are skipped.
+    """
+    for waiter in waiters:
+        if waiter.called:
+            continue
+        if error is not None:
+            waiter.errback(Failure(error))
+        else:
+            waiter.callback(value)
 
 
 def _failed(error) -> Deferred:

@@ -208,6 +208,8 @@ class PeerProtocol(amp.AMP):
         self._ready_outcome = (ok, value)
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
+            if d.called:  # cancelled by an earlier waiter's callbacks
+                continue
             if ok:
                 d.callback(self)
             else:

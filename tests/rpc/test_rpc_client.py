@@ -13,7 +13,7 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
@@ -519,8 +519,6 @@ def test_a_failing_caller_callback_does_not_break_the_connection(net, make_peers
 
 
 def test_cancelling_a_call_fails_it_with_cancelled(net, make_peers):
-    from twisted.internet.defer import CancelledError
-
     a, b = make_peers(2)
     b.responders.register(commands.ClusterPinGet, lambda caller, cid: Deferred())
     warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
@@ -621,3 +619,20 @@ def test_raft_transport_delivers_in_order_with_the_sender_and_drops_quietly(net,
         net.run()
     assert received == [(b"message %d" % i, a.peer_id) for i in range(20)]
     assert not [e for e in logged if e.get("log_failure") is not None]
+
+
+@pytest.mark.parametrize("outcome", ["refused", "accepted"])
+def test_a_waiter_cancelled_by_another_waiters_callback_is_skipped(net, make_peers, outcome):
+    a, b = make_peers(2)
+    if outcome == "refused":
+        net.refused.add(b.port)
+    first = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    second = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    first.addBoth(lambda result: second.cancel() or result)  # e.g. a fan-out giving up
+    net.run()
+    assert isinstance(result_of(second), CancelledError)
+    first_result = result_of(first)
+    if outcome == "refused":
+        assert isinstance(first_result, errors.PeerUnreachable)
+    else:
+        assert first_result["version"].version == b.peer_id[-6:]
