@@ -479,3 +479,12 @@ def test_pin_info_is_a_frozen_value(env):
     env.tracker.track(local(A))
     info = env.info(A)
     assert attrs.evolve(info, error="x").error == "x" and info.error == ""
+
+
+def test_mode_change_while_pinning_pins_again_in_the_new_mode(env):
+    env.ipfs.hang(A)
+    env.tracker.track(local(A))  # recursive, running
+    env.tracker.track(direct(A))
+    env.ipfs.release(A)
+    assert env.status(A) is S.PINNED
+    assert env.pin_calls() == [("pin", A), ("pin", A)]

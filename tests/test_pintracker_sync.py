@@ -374,3 +374,18 @@ def test_callers_sharing_a_failed_pass_all_get_the_error(make_env):
     assert all(isinstance(e, IPFSUnreachable) for e in errors)
     assert errors[1] is errors[2]  # one pass answered both
     assert [m for m, _ in env.ipfs.calls].count("pin_ls") == 2
+
+
+def test_a_pass_waiting_when_the_tracker_stops_fails_with_shutting_down(make_env):
+    from ipfscluster.errors import ShuttingDown
+
+    env = make_env(latency=1.0)
+    running = env.tracker.sync_all()
+    waiting = env.tracker.sync_all()
+    result(env.tracker.stopService())
+    env.closed = True
+    env.clock.pump([1, 1])
+    assert result(running) == []
+    assert isinstance(failure(waiting), ShuttingDown)
+    assert [m for m, _ in env.ipfs.calls].count("pin_ls") == 2  # the first pass only
+    env.ipfs.stopService()

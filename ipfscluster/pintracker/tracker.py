@@ -228,8 +228,8 @@ class MapPinTracker(Service):
                 w.errback(_shutting_down())
         running = list(self._running.values())
         for op in running:
-            if op.call is not None and not op.call.called:
-                op.call.cancel()
+            if op.call is not None:
+                op.call.cancel()  # also reaches a Deferred it is chained to
         parent = super()
 
         def stopped(_):
@@ -273,15 +273,18 @@ class MapPinTracker(Service):
             priority = old.priority_pin if old is not None else False
         entry.info = self._info(entry.pin, status, error, attempts, priority)
         entry.described = entry.pin
+        self._touch(entry)
+        return entry.info
+
+    def _touch(self, entry: Entry) -> None:
+        """Record that ``entry`` changed (a sync answer from before is then stale)."""
         self._changes += 1
         entry.changed = self._changes
-        return entry.info
 
     def _untrack_entry(self, entry: Entry) -> None:
         """Make ``entry`` untracked (``unpinned``); drop it when idle."""
         entry.info = None
-        self._changes += 1
-        entry.changed = self._changes
+        self._touch(entry)
         self._state.discard(entry)
 
     def _status(self, entry: Entry | None):
@@ -406,11 +409,12 @@ class MapPinTracker(Service):
         self._running[op.cid] = op
         attempts = (entry.info.attempt_count if entry.info is not None else 0) + 1
         self._set(entry, _RUNNING[op.kind], attempts=attempts)
-        error = await self._call(op, entry)
+        pin = entry.pin  # a track() meanwhile may replace entry.pin
+        error = await self._call(op, pin)
         del self._running[op.cid]
         entry.running = None
         try:
-            self._finish(op, entry, error, attempts)
+            self._finish(op, entry, pin, error, attempts)
         except QueueFull:
             pass  # the entry shows the error
         result = self._current(entry)
@@ -419,11 +423,11 @@ class MapPinTracker(Service):
             w.callback(result)
         self._pump()
 
-    async def _call(self, op: Operation, entry: Entry) -> str:
-        """Run the IPFS call of ``op``; returns "" or the error text."""
+    async def _call(self, op: Operation, pin: Pin) -> str:
+        """Run the IPFS call of ``op`` for ``pin``; returns "" or the error text."""
         try:
             if op.kind is OpKind.PIN:
-                op.call = self.connector.pin(entry.pin)
+                op.call = self.connector.pin(pin)
             else:
                 op.call = self.connector.unpin(op.cid)
             await op.call
@@ -438,7 +442,7 @@ class MapPinTracker(Service):
             op.call = None
         return ""
 
-    def _finish(self, op: Operation, entry: Entry, error: str, attempts: int) -> None:
+    def _finish(self, op: Operation, entry: Entry, pin: Pin, error: str, attempts: int) -> None:
         if error:
             self._set(entry, _FAILED[op.kind], error, attempts)
             log.warn("{kind} of {cid} failed: {error}", kind=op.kind.value, cid=op.cid, error=error)
@@ -446,12 +450,13 @@ class MapPinTracker(Service):
                 self._reconcile(entry)
             return
         if op.kind is OpKind.PIN:
-            entry.pinned_depth = entry.pin.max_depth
+            entry.pinned_depth = pin.max_depth
             self._set(entry, S.PINNED, attempts=attempts)
             log.info("pinned {cid}", cid=op.cid)
         else:
             entry.pinned_depth = None
             entry.info = None
+            self._touch(entry)
             log.info("unpinned {cid}", cid=op.cid)
         if self._closed:
             return
@@ -691,8 +696,7 @@ class MapPinTracker(Service):
         goal (``remote``, or a new pin if it is wanted here again)."""
         if entry.info is not None:
             return
-        self._changes += 1
-        entry.changed = self._changes
+        self._touch(entry)
         entry.pinned_depth = None
         if entry.running is None:
             try:
@@ -720,6 +724,8 @@ class MapPinTracker(Service):
 
         def start():
             self._sync_waiters = None  # callers from now on need a later pass
+            if self._closed:
+                return defer.fail(_shutting_down())
             return defer.Deferred.fromCoroutine(self._sync_all())
 
         def settle(outcome):

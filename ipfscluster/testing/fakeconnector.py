@@ -35,7 +35,6 @@ from __future__ import annotations
 import attrs
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ipfscluster.cid import CID, DAG_CBOR, DAG_PB, RAW, sha256_multihash
@@ -54,7 +53,6 @@ from ipfscluster.types import IPFSID, IPFSPinStatus, RepoStat
 
 __all__ = ["FakeIPFSConnector"]
 
-log = Logger(namespace="ipfshttp")
 
 _CODECS = {"raw": RAW, "dag-pb": DAG_PB, "dag-cbor": DAG_CBOR}
 _TYPE_FILTERS = {
@@ -360,7 +358,7 @@ class FakeIPFSConnector(Service):
         def work():
             if self.pins.get(from_cid) is not IPFSPinStatus.RECURSIVE:
                 raise IPFSError(
-                    f"IPFS unsuccessful: 500: 'from' cid was not recursively pinned already",
+                    "IPFS unsuccessful: 500: 'from' cid was not recursively pinned already",
                     code=500,
                 )
             self.pins[to_cid] = IPFSPinStatus.RECURSIVE
