@@ -7,6 +7,8 @@ import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -15,7 +17,7 @@ import pytest
 from ipfscluster import sandbox
 from ipfscluster.config.service import ServiceConfig
 
-from cli_processes import running, service_cmd  # noqa: F401  (fixture)
+from cli_processes import env, running, service_cmd  # noqa: F401  (fixture)
 
 CID_A = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 CID_B = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -68,6 +70,14 @@ def test_configs_are_generated_then_reused(tmp_path):
         sandbox.peer_configs(str(tmp_path), 4, 30000)
 
 
+def _ctl(*args, cwd):
+    """Run ipfs-cluster-ctl as a user would; its output (exit status must be 0)."""
+    done = subprocess.run([sys.executable, "-m", "ipfscluster.ctl.main", *args], cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def _get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read() or b"null")
@@ -110,16 +120,23 @@ def test_sandbox_runs_a_cluster_and_cleans_up(tmp_path, running):  # noqa: F811
     for p in info["peers"]:
         assert os.path.exists(os.path.join(p["config_folder"], "service.json"))
 
-    _post(f"{apis[0]}/pins/{CID_A}")
-
     def statuses(cid, via):
         gpi = _get(f"{apis[via]}/pins/{cid}")
-        return {peer: s["status"] for peer, s in gpi["peer_map"].items()}
+        return {peer: st["status"] for peer, st in gpi["peer_map"].items()}
 
-    _poll(lambda: statuses(CID_A, 1) == {i: "pinned" for i in ids}, "PINNED on every peer")
-    _post(f"{apis[2]}/pins/{CID_B}?replication=2")
-    _poll(lambda: sorted(statuses(CID_B, 0).values()) == ["pinned", "pinned", "remote"],
+    host = info["peers"][0]["rest_api"]
+    added = _ctl("--host", host, "pin", "add", "--wait", "--wait-timeout", "30", CID_A, cwd=tmp_path)
+    assert CID_A in added
+
+    def ctl_statuses(cid, via):
+        text = _ctl("--host", info["peers"][via]["rest_api"], "status", cid, cwd=tmp_path)
+        return [line.split(":")[1].split("|")[0].strip() for line in text.splitlines() if "> " in line]
+
+    _poll(lambda: ctl_statuses(CID_A, 1) == ["PINNED"] * 3, "PINNED on every peer (ipfs-cluster-ctl status)")
+    _ctl("--host", host, "pin", "add", "--replication", "2", CID_B, cwd=tmp_path)
+    _poll(lambda: sorted(ctl_statuses(CID_B, 2)) == ["PINNED", "PINNED", "REMOTE"],
           "pinned on 2 peers, remote on 1")
+    assert sorted(statuses(CID_B, 0).values()) == ["pinned", "pinned", "remote"]  # same over plain HTTP
 
     status, _ = proc.stop(signal.SIGINT, timeout=30)
     assert status == 0
