@@ -39,7 +39,7 @@ PROG = "ipfs-cluster-service"
 SECRET_PROMPT = "Enter cluster secret (32-byte hex string): "
 SECRET_ENV = "CLUSTER_SECRET"
 UNKNOWN_SUBCOMMAND = f'Unknown subcommand. Run "{PROG} help" for more info'
-COMMANDS = ("init", "daemon", "version", "help", "h", "sandbox")
+COMMANDS = ("init", "daemon", "version", "help", "h", "sandbox", "state")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,7 +84,10 @@ def _main_parser() -> argparse.ArgumentParser:
         description="IPFS Cluster node: runs one peer of an IPFS Cluster.",
         epilog="commands:\n"
                "  init      create a default configuration (-s: prompt for the secret)\n"
-               "  daemon    run the IPFS Cluster peer (default)\n"
+               "  daemon    run the IPFS Cluster peer (default; -u/--upgrade: migrate the\n"
+               "            state first)\n"
+               "  state     export | import | upgrade | cleanup | version of the shared\n"
+               "            state (the peer must be stopped; state -h for details)\n"
                "  sandbox   run a whole test cluster here (fake IPFS daemons; --peers N,\n"
                "            --dir DIR, --base-port P)\n"
                "  version   print the version\n"
@@ -114,6 +117,9 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--base-port", type=int, default=sandbox.DEFAULT_BASE_PORT, metavar="P",
                             help="peer i uses ports P+10i+1 (IPFS), +4 (REST), +5 (proxy), +6 "
                                  "(cluster) (default %(default)s)")
+    if command == "daemon":
+        parser.add_argument("-u", "--upgrade", action="store_true",
+                            help="upgrade an out-of-date shared state before starting")
     if command != "version":
         _add_global_flags(parser, after_command=True)
     return parser
@@ -198,6 +204,10 @@ def main(argv: list[str] | None = None, environ=None, stdin=None) -> int:
         if command not in COMMANDS:
             print(f"error : {UNKNOWN_SUBCOMMAND}", file=sys.stderr)
             return 1
+        if command == "state":
+            from ipfscluster import state_cli
+
+            return state_cli.main(args, environ, stdin)
         _command_parser(command).parse_args(args.rest, namespace=args)
         if command == "version":
             print(ipfscluster.__version__)
@@ -214,6 +224,12 @@ def main(argv: list[str] | None = None, environ=None, stdin=None) -> int:
 
             return sandbox.run(args.dir, args.peers, args.base_port, options.allocation.name,
                                options.loglevel, options.debug)
+        if getattr(args, "upgrade", False):
+            from ipfscluster import state_cli
+
+            status = state_cli.upgrade_before_daemon(options.folder)
+            if status:
+                return status
         return _daemon(options)
     except SystemExit as exit_:
         code = exit_.code

@@ -253,11 +253,19 @@ def write_state(data_folder: str, state: MapState, voters, *, term: int = IMPORT
                 index: int = IMPORT_INDEX) -> str:
     """Rotate ``data_folder`` and create a fresh one whose only content is a snapshot
     of ``state`` at ``(term, index)`` with ``voters``; return the snapshot path."""
-    rotate_folder(data_folder)
-    snaps = SnapshotStore.open(data_folder)
     buf = io.BytesIO()
     state.snapshot(buf)
-    meta = snaps.write(term, index, {"voters": list(voters), "config_index": 0}, [buf.getvalue()])
+    return write_snapshot_payload(data_folder, buf.getvalue(), voters, term=term, index=index)
+
+
+def write_snapshot_payload(data_folder: str, payload: bytes, voters, *, term: int = IMPORT_TERM,
+                           index: int = IMPORT_INDEX) -> str:
+    """Rotate ``data_folder`` and create a fresh one holding one Raft snapshot with the
+    state bytes ``payload`` (any state format the peer reads) at ``(term, index)``;
+    the log starts after it and the stable store is at ``term``.  Returns its path."""
+    rotate_folder(data_folder)
+    snaps = SnapshotStore.open(data_folder)
+    meta = snaps.write(term, index, {"voters": list(voters), "config_index": 0}, [payload])
     storage = RaftStorage.open(data_folder, entry_factory=Entry)
     try:
         storage.save(log_base=(index, term), hard_state=(term, None), commit=index)
