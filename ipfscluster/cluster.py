@@ -10,7 +10,26 @@
 - **serves the RPC** of the other peers (it registers every handler of
   :mod:`ipfscluster.rpc.commands` it implements);
 - runs the **flows** of DESIGN.md §5: pin (allocate, commit through Raft), the apply
-  step (shared state → tracker), status/sync/recover fan-outs, metrics, failover.
+  step (shared state → tracker), status/sync/recover fan-outs, metrics, failover;
+- manages the **membership** (reference §10.2): joining through ``cluster.bootstrap``
+  (a peer with an empty ``cluster.peers``: its Raft node waits with no membership
+  until the cluster adds it), ``peer_add`` (broadcast the address, reach the new peer,
+  send it every member's address, let a lone peer reset its own one-peer Raft log,
+  AddVoter, wait until it lists our peers), ``peer_remove`` (re-allocate its pins,
+  RemoveServer, tell it to shut down), leaving on shutdown (``leave_on_shutdown``:
+  a leader hands leadership over first) and watching the peerset through the
+  consensus' membership hook: ``cluster.peers`` in ``service.json`` is rewritten on
+  every change, and a removed peer saves ``bootstrap`` := the last known peers,
+  ``peers`` := [], shuts down and rotates its Raft data folder (``.old.0`` … 5 kept);
+- holds the **execution lock** ``<config>/cluster.lock`` while it runs, refuses an
+  out-of-date stored state, and writes a state **backup** to
+  ``<config>/backups/<UTC time>`` on every clean shutdown of a ready peer
+  (:mod:`ipfscluster.stateops`).
+
+Raft allows one membership change at a time: concurrent joins queue on the leader
+(``RaftConsensus`` retries a refused change until ``wait_for_leader_timeout``), and
+a joiner learns the addresses of peers added at the same time from the members it
+reaches (their ``ID`` lists their peers' addresses).
 
 Departures from upstream 0.3.0, on purpose:
 
@@ -180,7 +199,9 @@ class Cluster:
             log.error(
                 "consensus start timed out after {seconds:g}s: no leader could be elected. "
                 "Check that the peers in cluster.peers are running and share the cluster "
-                "secret; shutting down",
+                "secret. If this peer was removed from the cluster while it was down, run "
+                "'ipfs-cluster-service state cleanup' and start it with --bootstrap <a peer's "
+                "multiaddress> to join again; shutting down",
                 seconds=CONSENSUS_START_TIMEOUT,
             )
             d = defer.Deferred.fromCoroutine(self.stop())
@@ -328,8 +349,15 @@ class Cluster:
         await defer.maybeDeferred(self.c.tracker.state_sync, self.c.state.list())
 
     async def _ipfs_sync(self) -> None:
-        """Tracker ↔ IPFS daemon (reference §7.3 SyncAll)."""
-        await defer.maybeDeferred(self.c.tracker.sync_all)
+        """Tracker ↔ IPFS daemon (reference §7.3 SyncAll), then repair: every item the
+        sync left in error (for example a pin the daemon lost behind the cluster's
+        back) is queued again, as modern upstream's pin recovery does, so the
+        daemon converges to its allocations without an operator's ``recover``."""
+        changed = await defer.maybeDeferred(self.c.tracker.sync_all)
+        if any(info.status.is_error for info in changed or ()):
+            requeued = await defer.maybeDeferred(self.c.tracker.recover_all)
+            if requeued:
+                log.info("re-queued {n} items in error after syncing with IPFS", n=len(requeued))
 
     def _start_publishers(self) -> None:
         from ipfscluster.monitor.publisher import MetricPublisher, ping_metric
