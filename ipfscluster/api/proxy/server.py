@@ -81,6 +81,7 @@ from ipfscluster.api.proxy.forward import (
     copy_response_headers,
     forward_headers,
     read_body,
+    set_no_delay,
 )
 from ipfscluster.api.proxy.wire import (
     KuboQuery,
@@ -266,6 +267,7 @@ class ProxyChannel(http.HTTPChannel):
         self.deadlines = _Deadlines(self, self.limits)
         self.open_channels[self] = defer.Deferred()
         self._in_request = False
+        set_no_delay(self.transport)
         super().connectionMade()
 
     def dataReceived(self, data):
