@@ -392,3 +392,29 @@ async def test_daemon_down(clusters):
     await lc.peers[0].kubo.come_up()
     response, body = await post(base + "id")
     assert response.code == 200 and json.loads(body)["ID"] == lc.peers[0].kubo.peer_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_gone_mid_upload(clusters):
+    """A client that disconnects half-way through an upload: the proxy drops the
+    daemon request too, and nothing is left open or logged."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    lc = await started(clusters, n=1)
+    proxy = proxy_of(lc.peers[0])
+    body, headers = multipart([("half.bin", b"x" * 200_000)])
+    head = (
+        b"POST /api/v0/add HTTP/1.1\r\nHost: proxy\r\nContent-Type: " + headers["Content-Type"].encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.addresses()[0].port), Protocol())
+    client.transport.write(head + body[: len(body) // 2])
+    await lc.poll(lambda: len(proxy._connections) == 1, what="the proxy connection")
+    channel = next(iter(proxy._connections))
+    await lc.poll(lambda: channel.requests and channel.requests[0].forwarding.pipe.sent > 0,
+                  what="the upload reaching the daemon")
+    client.transport.abortConnection()
+    await lc.poll(lambda: not proxy._connections, what="the proxy connection closed")
+    assert "add" not in [c.endpoint for c in lc.peers[0].kubo.requests]
+    assert state_cids(lc) == [set()]

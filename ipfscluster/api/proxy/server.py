@@ -179,13 +179,18 @@ class Forwarding:
     ready: defer.Deferred | None = None  # fires (response, relay)
     relay: ResponseRelay | None = None
     error: ClusterError | None = None
+    rendered: bool = False
 
     def cancel(self, reason) -> None:
         """The client went away: drop the upload and the answer."""
         if self.pipe is not None:
             self.pipe.abort(reason)
-        if self.ready is not None and not self.ready.called:
-            self.ready.cancel()
+        if self.ready is not None:
+            if not self.ready.called:
+                self.ready.cancel()
+            if not self.rendered:
+                # nobody will wait for the answer: its failure is expected
+                self.ready.addErrback(lambda failure: None)
         relay = self.relay
         if relay is not None and relay.transport is not None and relay.done is not None:
             relay.transport.stopProducing()
@@ -205,7 +210,11 @@ class ProxyRequest(server.Request):
         method = getattr(channel, "_command", None)
         uri = getattr(channel, "_path", None)
         if self.proxy is not None and method is not None and uri is not None:
-            self.forwarding = self.proxy._plan(self, method, uri, length)
+            try:
+                self.forwarding = self.proxy._plan(self, method, uri, length)
+            except Exception as err:
+                log.failure("planning the proxy request {uri} failed", uri=uri)
+                self.forwarding = Forwarding("", error=ClusterError(f"the proxy could not handle the request: {err}"))
         if self.forwarding is None:
             super().gotLength(length)
         else:
@@ -504,6 +513,7 @@ class IPFSProxy(service.Service):
         return int(self.reactor.seconds() * 1e9)
 
     async def _relay(self, request, fwd: Forwarding) -> None:
+        fwd.rendered = True
         if fwd.error is not None:
             self._error(request, fwd.error)
             request.finish()
