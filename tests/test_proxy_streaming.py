@@ -262,3 +262,63 @@ def test_cid_helpers_agree():
 
     text = "b" + base64.b32encode(bytes([1, 0x55, 0x12, 0x20]) + digest).decode().lower().rstrip("=")
     assert CID.parse(text) == CID.v1(RAW, sha256_multihash(b"abc"))
+
+
+async def poll(predicate, seconds: float, what: str) -> None:
+    """Wait until ``predicate()`` holds; fail after ``seconds``."""
+    from twisted.internet.task import deferLater
+
+    deadline = reactor.seconds() + seconds
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"{what} not reached within {seconds}s")
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+class Pausing(protocol.Protocol):
+    """Stops reading after the first piece until told to go on; counts lines."""
+
+    def __init__(self):
+        self.done = defer.Deferred()
+        self.lines = 0
+        self.first = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.lines += data.count(b"\n")
+        if not self.first.called:
+            self.transport.pauseProducing()
+            self.first.callback(None)
+
+    def connectionLost(self, reason):
+        if reason.check(client.ResponseDone):
+            self.done.callback(self.lines)
+        else:
+            self.done.errback(reason)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pin_ls_waits_for_a_slow_client(proxy):
+    """``pin/ls`` of a huge shared state: while the client does not read, the proxy
+    stops taking pins from the cluster; then the whole list arrives."""
+    total = 300_000
+    proxy.cluster.synthetic = total
+    pool = client.HTTPConnectionPool(reactor, persistent=False)
+    agent = client.Agent(reactor, pool=pool)
+    base = f"http://127.0.0.1:{proxy.addresses()[0].port}".encode()
+    try:
+        response = await agent.request(b"POST", base + b"/api/v0/pin/ls?stream=true")
+        reader = Pausing()
+        response.deliverBody(reader)
+        await reader.first
+        channel = next(iter(proxy._connections))
+
+        def listing_paused():
+            requests = channel.requests
+            return bool(requests) and getattr(requests[0].producer, "_paused", False)
+
+        await poll(listing_paused, seconds=30, what="the listing paused by the full socket")
+        assert proxy.cluster.produced < total
+        reader.transport.resumeProducing()
+        assert await reader.done == total
+    finally:
+        await pool.closeCachedConnections()

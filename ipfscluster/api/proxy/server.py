@@ -240,6 +240,34 @@ class ProxyRequest(server.Request):
         super().connectionLost(reason)
 
 
+class _Drain:
+    """A push producer standing in for a listing: lets it wait while the client's
+    socket is full (the transport pauses it) instead of piling the list up."""
+
+    def __init__(self):
+        self._paused = False
+        self._waiter: defer.Deferred | None = None
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+    def wait(self) -> defer.Deferred:
+        """A Deferred firing once the client can take more (at once if it can)."""
+        if not self._paused:
+            return defer.succeed(None)
+        self._waiter = defer.Deferred()
+        return self._waiter
+
+
 class _Deadlines:
     """Named timers of one connection; each aborts the connection when it fires."""
 
@@ -689,24 +717,31 @@ class IPFSProxy(service.Service):
         first = True
         if not stream:
             batch.append(b'{"Keys":{')
-        async for pin in self.cluster.pins():
-            if not wanted(pin):
-                continue
-            if stream:
-                batch.append(go_json({"Cid": str(pin.cid), **entry(pin)}))
-            else:
-                sep = b"" if first else b","
-                batch.append(sep + go_json(str(pin.cid))[:-1] + b":" + go_json(entry(pin))[:-1])
-            first = False
-            if len(batch) >= _LIST_BATCH:
+        drain = _Drain()
+        request.registerProducer(drain, True)
+        try:
+            async for pin in self.cluster.pins():
+                if not wanted(pin):
+                    continue
+                if stream:
+                    batch.append(go_json({"Cid": str(pin.cid), **entry(pin)}))
+                else:
+                    sep = b"" if first else b","
+                    batch.append(sep + go_json(str(pin.cid))[:-1] + b":" + go_json(entry(pin))[:-1])
+                first = False
+                if len(batch) >= _LIST_BATCH:
+                    request.write(b"".join(batch))
+                    batch = []
+                    await drain.wait()
+                    if _is_gone(request):
+                        return
+            if not stream:
+                batch.append(b"}}\n")
+            if batch:
                 request.write(b"".join(batch))
-                batch = []
-                if _is_gone(request):
-                    return
-        if not stream:
-            batch.append(b"}}\n")
-        if batch:
-            request.write(b"".join(batch))
+        finally:
+            if request.producer is drain:
+                request.unregisterProducer()
 
     async def _pin_update(self, request, query: KuboQuery) -> None:
         from_arg, to_arg = query.require_args("from-path, to-path", 2)
