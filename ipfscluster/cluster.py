@@ -80,6 +80,8 @@ log = Logger(namespace="cluster")
 
 #: how long start-up waits for consensus before giving up (reference §2.2: 30 s)
 CONSENSUS_START_TIMEOUT = 30.0
+#: how often the peerset is checked (reference §10.2 watchPeers: 5 s)
+WATCH_PEERS_INTERVAL = 5.0
 RPC_PROTOCOL = "/ipfscluster/%s/rpc" % ipfscluster.__version__
 
 
@@ -144,6 +146,7 @@ class Cluster:
         self._was_member = False
         self._last_voters: tuple = ()
         self._filling = False
+        self.watch_peers_interval = WATCH_PEERS_INTERVAL
         self._register_rpc()
 
     # --- lifecycle ----------------------------------------------------------------
@@ -330,6 +333,7 @@ class Cluster:
         for interval, fn in (
             (cfg.state_sync_interval.seconds, self._state_sync),
             (cfg.ipfs_sync_interval.seconds, self._ipfs_sync),
+            (self.watch_peers_interval, self._watch_peers),
         ):
             loop = task.LoopingCall(self._guarded, fn)
             loop.clock = self.clock
@@ -787,6 +791,23 @@ class Cluster:
             self._filling = False
         if not self._stopping:
             self._check_membership()
+
+    async def _watch_peers(self) -> None:
+        """Every :data:`WATCH_PEERS_INTERVAL`: check the peerset (the membership hook
+        does it on every change), and when no leader has contacted us, ask the other
+        peers: if every one that answers lists a peerset without us, we were removed
+        while the notice could not reach us."""
+        self._check_membership()
+        node = getattr(self.c.consensus, "node", None)
+        if node is None or node.leader_id is not None or not self._was_member or self._stopping:
+            return
+        others = [p for p in self._last_voters if p != self.peer_id]
+        if not others:
+            return
+        results = await self.c.rpc_client.call_all(others, C.ConsensusPeers)
+        views = [r["peers"] for r in results.values() if isinstance(r, dict) and r.get("peers")]
+        if views and all(self.peer_id not in v for v in views):
+            self._removed_from_cluster("the other peers no longer list this peer")
 
     def _removed_from_cluster(self, reason: str) -> None:
         if self.removed or self._stopping:

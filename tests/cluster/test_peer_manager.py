@@ -395,3 +395,21 @@ async def test_clean_shutdown_writes_a_restorable_backup(make_cluster):
     with open(os.path.join(folder, name)) as f:
         state = import_(f)
     assert sorted(str(x.cid) for x in state.list()) == sorted([str(cid(1)), str(cid(2))])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_removed_peer_that_missed_the_notice_notices_by_itself(make_cluster, monkeypatch):
+    """watchPeers: the shutdown notice is lost; the removed peer finds no leader, asks
+    the others, and shuts itself down."""
+    import ipfscluster.cluster as cluster_module
+    from ipfscluster.rpc import commands as C
+
+    monkeypatch.setattr(cluster_module, "WATCH_PEERS_INTERVAL", 0.3)
+    lc = make_cluster(3)
+    await lc.start()
+    p0, victim = lc.peers[0], lc.peers[2]
+    victim.cluster.c.responders.unregister(C.PeerManagerRmPeerShutdown)
+    await p0.cluster.peer_remove(victim.peer_id)
+    await lc.poll(lambda: not victim.running, what="the removed peer noticed and shut down")
+    assert victim.cluster.removed
+    assert ServiceConfig.load(victim.config.folder).cluster.peers == ()
