@@ -47,6 +47,7 @@ setup(
             "hypothesis>=6.100",
             "ipfshttpclient>=0.7",  # a real kubo client, against the fake daemon
             "multiaddr<0.1",  # ipfshttpclient's; later releases pull in trio
+            "sphinx>=7",  # tests/test_docs.py builds docs/ with -W
         ],
     },
     entry_points={
