@@ -413,3 +413,29 @@ async def test_a_removed_peer_that_missed_the_notice_notices_by_itself(make_clus
     await lc.poll(lambda: not victim.running, what="the removed peer noticed and shut down")
     assert victim.cluster.removed
     assert ServiceConfig.load(victim.config.folder).cluster.peers == ()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_leader_leaving_on_shutdown_hands_leadership_over(make_cluster):
+    import attrs
+
+    lc = make_cluster(3)
+    await lc.start()
+    leader = await lc.leader()
+    cfg = leader.cluster.config
+    leader.cluster.config = attrs.evolve(cfg, cluster=attrs.evolve(cfg.cluster, leave_on_shutdown=True))
+    consensus = leader.cluster.c.consensus
+    handed = []
+    original = consensus.transfer_leadership
+
+    def spy(*args):
+        return original(*args).addCallback(lambda new: handed.append(new) or new)
+
+    consensus.transfer_leadership = spy
+    await lc.stop_peer(leader)
+    rest = lc.running_peers()
+    assert handed and handed[0] in {p.peer_id for p in rest}
+    assert leader.cluster.left
+    assert await members(rest[0]) == sorted(p.peer_id for p in rest)
+    await rest[0].cluster.pin(cid(50))
+    await wait_pinned(lc, rest, cid(50))
