@@ -80,6 +80,7 @@ log = Logger(namespace="cluster")
 
 #: how long start-up waits for consensus before giving up (reference §2.2: 30 s)
 CONSENSUS_START_TIMEOUT = 30.0
+_LOCAL_HOSTS = ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")
 #: how often the peerset is checked (reference §10.2 watchPeers: 5 s)
 WATCH_PEERS_INTERVAL = 5.0
 RPC_PROTOCOL = "/ipfscluster/%s/rpc" % ipfscluster.__version__
@@ -561,7 +562,8 @@ class Cluster:
             return await self._id()
         members = list(await self.c.consensus.peers())
         if maddr is not None:
-            # (1)+(2): every member learns the new peer's address
+            # (1) the address we see for it, (2) every member learns it
+            maddr = self._seen_address(maddr)
             results = await self.c.rpc_client.call_all(
                 members, C.PeerManagerAddPeer, {"multiaddr": str(maddr)}
             )
@@ -601,6 +603,20 @@ class Cluster:
             log.debug("asking {peer} to connect swarms failed: {error}", peer=peer, error=str(err))
         # (7) wait until it lists our peers
         return await self._wait_peer_in_sync(peer)
+
+    def _seen_address(self, maddr: Multiaddr) -> Multiaddr:
+        """``maddr`` with its host replaced by the one our connection from that peer
+        comes from, when ``maddr`` names a loopback or unspecified host (a joining
+        peer listening on 0.0.0.0 cannot know which of its addresses we reach)."""
+        seen = self.c.rpc_client.remote_address(maddr.peer_id)
+        if seen is None or maddr.host not in _LOCAL_HOSTS or seen[0] in _LOCAL_HOSTS:
+            return maddr
+        return Multiaddr.from_host_port(seen[0], maddr.port).with_peer_id(maddr.peer_id)
+
+    def _public_address(self) -> Multiaddr:
+        """The address a peer elsewhere should dial: a non-loopback one if we have one."""
+        addrs = self.addresses()
+        return next((a for a in addrs if a.host not in _LOCAL_HOSTS), addrs[0])
 
     async def _wait_peer_in_sync(self, peer: str, attempts: int = 20, delay: float = 0.2) -> ID:
         ident = None
@@ -696,7 +712,7 @@ class Cluster:
         timeout = 2 * raft.wait_for_leader_timeout.seconds + 4 * raft.network_timeout.seconds + 5
         log.info("joining the cluster through {addr}", addr=str(maddr))
         await self.c.rpc_client.call_command(
-            maddr.peer_id, C.ClusterPeerAdd, {"multiaddr": str(self.addresses()[0])}, timeout=timeout)
+            maddr.peer_id, C.ClusterPeerAdd, {"multiaddr": str(self._public_address())}, timeout=timeout)
         await self.c.consensus.wait_for_leader()
         await self.c.consensus.wait_for_sync()
         self._check_membership()

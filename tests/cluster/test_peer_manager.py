@@ -439,3 +439,23 @@ async def test_a_leader_leaving_on_shutdown_hands_leadership_over(make_cluster):
     assert await members(rest[0]) == sorted(p.peer_id for p in rest)
     await rest[0].cluster.pin(cid(50))
     await wait_pinned(lc, rest, cid(50))
+
+
+def test_the_address_seen_replaces_a_loopback_one():
+    """PeerAdd step (1): a joiner listening on 0.0.0.0 advertises 127.0.0.1; the adder
+    uses the host its connection from the joiner comes from, with the listen port."""
+    from types import SimpleNamespace
+
+    from ipfscluster.cluster import Cluster
+    from ipfscluster.identity import Identity
+    from ipfscluster.multiaddr import Multiaddr
+
+    pid = Identity.generate().peer_id
+    seen = {pid: ("192.0.2.7", 51234)}
+    fake = SimpleNamespace(c=SimpleNamespace(rpc_client=SimpleNamespace(remote_address=seen.get)))
+    local = Multiaddr.parse(f"/ip4/127.0.0.1/tcp/9096/p2p/{pid}")
+    assert str(Cluster._seen_address(fake, local)) == f"/ip4/192.0.2.7/tcp/9096/p2p/{pid}"
+    public = Multiaddr.parse(f"/ip4/198.51.100.1/tcp/9096/p2p/{pid}")
+    assert Cluster._seen_address(fake, public) == public
+    seen[pid] = ("127.0.0.1", 5000)
+    assert Cluster._seen_address(fake, local) == local
