@@ -538,6 +538,8 @@ def test_unknown_route_and_wrong_method(call):
     for path in ("/nope", "/pins/a/b/c", "/add/x", "/"):
         response, body = call("GET", path)
         assert error_of(response, body, 404) == "not found"
+    response, body = call("GET", "/pins/%ff")
+    assert error_of(response, body, 400) == "the URL path is not valid UTF-8 once percent-decoded"
     response, body = call("PUT", "/pins")
     assert error_of(response, body, 405) == "method not allowed"
     assert "GET" in header(response, "Allow")

@@ -67,6 +67,7 @@ import hmac
 import json
 import mmap
 import os
+import urllib.parse
 
 import attrs
 from cryptography import x509
@@ -330,6 +331,10 @@ class _APIResource(Resource):
             return _respond_error(
                 request, 413, f"request body too large: {size} bytes, the limit for this route is {limit}"
             )
+        try:
+            urllib.parse.unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            return _respond_error(request, 400, "the URL path is not valid UTF-8 once percent-decoded")
         if request.path.endswith(b"/") and len(request.path) > 1:
             target = api.trailing_slash_target(request)
             if target is None:
