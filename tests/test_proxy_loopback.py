@@ -418,3 +418,79 @@ async def test_client_gone_mid_upload(clusters):
     await lc.poll(lambda: not proxy._connections, what="the proxy connection closed")
     assert "add" not in [c.endpoint for c in lc.peers[0].kubo.requests]
     assert state_cids(lc) == [set()]
+
+
+@pytest.fixture
+def fake_proxy():
+    """A proxy over an in-memory cluster (``FakeCluster``) and a fake daemon on loopback."""
+    from ipfscluster.config.ipfshttp import IPFSHTTPConfig
+    from ipfscluster.multiaddr import Multiaddr
+
+    daemon = FakeIPFS(reactor=reactor)
+    daemon.listen("/ip4/127.0.0.1/tcp/0")
+    cluster = FakeCluster(clock=reactor)
+    cluster.ipfs_api_url = lambda: daemon.api_url
+    config = IPFSHTTPConfig(proxy_listen_multiaddress=Multiaddr.parse("/ip4/127.0.0.1/tcp/0"))
+    proxy = IPFSProxy(config, cluster, reactor)
+    pytest_twisted.blockon(defer.maybeDeferred(proxy.startService))
+    yield proxy, cluster, daemon
+    pytest_twisted.blockon(defer.maybeDeferred(proxy.stopService))
+    pytest_twisted.blockon(daemon.stop())
+
+
+async def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` on a new connection; everything read until the server closes."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    class Collect(Protocol):
+        def __init__(self):
+            self.data, self.closed = [], defer.Deferred()
+
+        def dataReceived(self, data):
+            self.data.append(data)
+
+        def connectionLost(self, reason):
+            self.closed.callback(b"".join(self.data))
+
+    proto = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Collect())
+    proto.transport.write(request)
+    return await proto.closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_listing_error_after_the_start_ends_with_the_trailer(fake_proxy):
+    from ipfscluster.errors import ClusterError
+
+    proxy, cluster, daemon = fake_proxy
+    cluster.synthetic = 2000
+    cluster.fail_after = {"pins": (1000, ClusterError("state went away"))}
+    raw = await raw_exchange(
+        proxy.addresses()[0].port,
+        b"POST /api/v0/pin/ls?stream=true HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n",
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+    assert body.endswith(b"0\r\nX-Stream-Error: state went away\r\n\r\n")
+    assert body.count(b'"Cid"') >= 512  # what was listed before the error arrived
+
+
+@pytest_twisted.ensureDeferred
+async def test_paths_are_resolved_by_the_daemon(fake_proxy):
+    proxy, cluster, daemon = fake_proxy
+    base = f"http://127.0.0.1:{proxy.addresses()[0].port}/api/v0/"
+    body, headers = multipart([("d/a.txt", b"a"), ("d/b.txt", b"b")])
+    response, answer = await post(base + "add?wrap-with-directory=true", data=body, headers=headers)
+    names = {e["Name"]: e["Hash"] for e in ndjson(answer)}
+    wrapper = CID.parse(names[""])
+    assert set(cluster.state) == {wrapper}
+    # a path inside the pinned tree: the daemon resolves it, the shared state answers
+    response, answer = await post(base + f"pin/ls?arg=/ipfs/{wrapper}/d/a.txt")
+    assert response.code == 500
+    assert json.loads(answer)["Message"] == f"path '/ipfs/{wrapper}/d/a.txt' is not pinned"
+    # pin/update from the wrapper to a path inside it: both resolved to CIDs
+    response, answer = await post(base + f"pin/update?arg={wrapper}&arg=/ipfs/{wrapper}/d&unpin=false")
+    assert json.loads(answer) == {"Pins": [str(wrapper), names["d"]]}
+    assert set(cluster.state) == {wrapper, CID.parse(names["d"])}
+    response, answer = await post(base + f"pin/ls?arg=/ipfs/{wrapper}/d")
+    assert json.loads(answer) == {"Keys": {names["d"]: {"Type": "recursive"}}}

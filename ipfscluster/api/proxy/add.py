@@ -37,7 +37,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ipfscluster.api.proxy.forward import ResponseRelay
+from ipfscluster.api.proxy.forward import ResponseRelay, end_with_stream_error
 from ipfscluster.api.proxy.wire import error_body
 from ipfscluster.errors import ClusterError
 
@@ -191,9 +191,5 @@ class AddRelay(ResponseRelay):
             ResponseRelay.write(self, self._last)
             self._last = None
         request.write(error_body(message, 500))
-        if getattr(request, "chunked", False):
-            # twisted cannot send trailers: end the chunked body by hand
-            request.chunked = 0
-            text = message.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
-            request.channel.write(b"0\r\nX-Stream-Error: " + text + b"\r\n\r\n")
+        end_with_stream_error(request, message)
         done.callback(None)

@@ -44,6 +44,7 @@ __all__ = [
     "ResponseRelay",
     "Upstream",
     "copy_response_headers",
+    "end_with_stream_error",
     "forward_headers",
     "read_body",
     "set_no_delay",
@@ -78,6 +79,19 @@ def _hop_by_hop(headers: Headers) -> set[bytes]:
     for value in headers.getRawHeaders(b"connection", []):
         names.update(token.strip().lower() for token in value.split(b",") if token.strip())
     return names
+
+
+def end_with_stream_error(request, message: str) -> None:
+    """End a response already under way with an error, as kubo does: the chunked
+    body ends with an ``X-Stream-Error: <message>`` trailer (twisted cannot send
+    trailers, so the last chunk is written by hand); an unchunked one is cut off
+    (the connection is closed, so the client sees it was incomplete)."""
+    if getattr(request, "chunked", False):
+        request.chunked = 0
+        text = message.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
+        request.channel.write(b"0\r\nX-Stream-Error: " + text + b"\r\n\r\n")
+    else:
+        request.channel.transport.loseConnection()
 
 
 def forward_headers(incoming: Headers, client_address: str | None) -> Headers:

@@ -79,6 +79,7 @@ from ipfscluster.api.proxy.forward import (
     ResponseRelay,
     Upstream,
     copy_response_headers,
+    end_with_stream_error,
     forward_headers,
     read_body,
     set_no_delay,
@@ -617,7 +618,9 @@ class IPFSProxy(service.Service):
             if _is_gone(request):
                 return
             if request.startedWriting:
-                request.channel.transport.abortConnection()
+                # a listing broke off after it started: kubo's trailer
+                end_with_stream_error(request, str(err))
+                request.finish()
                 return
             request.responseHeaders.removeHeader(b"x-chunked-output")
             self._error(request, err)
