@@ -137,12 +137,16 @@ class FakeCluster:
             return defer.fail(err)
 
     async def _stream(self, method: str, items) -> AsyncIterator:
-        """Yield ``items`` (an iterable, consumed lazily) with the knobs applied."""
+        """Yield the items of ``items()`` (an iterable, consumed lazily) with the
+        knobs applied."""
         stop_after = self.fail_after.get(method)
         count = 0
         self.open_streams += 1
         try:
-            for item in items:
+            error = self.failures.get(method)
+            if error is not None:
+                raise error
+            for item in items():
                 if stop_after is not None and count >= stop_after[0]:
                     raise stop_after[1]
                 if self.gate is not None and count % self.gate[0] == 0:
@@ -156,8 +160,10 @@ class FakeCluster:
             self.open_streams -= 1
 
     def _collection(self, method: str, items_factory, *args) -> AsyncIterator:
-        self._call(method, *args)
-        return self._stream(method, items_factory())
+        # like the peer's async generators: the call is recorded now, a configured
+        # failure is raised by the first ``__anext__``
+        self.calls.append((method, args))
+        return self._stream(method, items_factory)
 
     def _peer_info(self, peer: str) -> ID:
         return ID(
