@@ -716,6 +716,9 @@ class Cluster:
         await self.c.consensus.wait_for_leader()
         await self.c.consensus.wait_for_sync()
         self._check_membership()
+        if self.config.cluster.bootstrap:
+            # a member restarts from cluster.peers; the bootstrap address is spent
+            self._save_membership(bootstrap=())
         peers = await self.c.consensus.peers()
         log.info("joined the cluster: peers {peers}", peers=",".join(peers))
         await self._state_sync()

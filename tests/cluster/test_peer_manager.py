@@ -259,6 +259,8 @@ async def _check_joined(lc, pinned):
         await wait_pinned(lc, lc.peers, c)
     await lc.poll(lambda: all(saved_peers(p) == {q.peer_id for q in lc.peers if q is not p}
                               for p in lc.peers), what="the peerset saved everywhere")
+    # the joiners restart from cluster.peers: the bootstrap address is cleared
+    assert all(ServiceConfig.load(p.config.folder).cluster.bootstrap == () for p in lc.peers)
 
 
 @pytest.mark.parametrize("at_once", [False, True], ids=["one_by_one", "all_at_once"])
@@ -271,6 +273,11 @@ async def test_clusters_peer_join(make_cluster, at_once):
     await seed.cluster.pin(cid(1))
     await _join_all(lc, [seed], lc.peers[1:], at_once=at_once)
     await _check_joined(lc, [cid(1)])
+    # a joined peer restarts from the cluster.peers it saved (no bootstrap needed)
+    again = lc.peers[-1]
+    await lc.stop_peer(again)
+    await lc.start_peer(again)
+    await wait_members(lc, [again], lc.peers)
 
 
 @pytest_twisted.ensureDeferred
