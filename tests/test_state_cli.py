@@ -239,3 +239,15 @@ def test_daemon_upgrade_flag_is_parsed(tmp_path, capsys):
     args = _command_parser("daemon").parse_args(["--upgrade"])
     assert args.upgrade
     assert not _command_parser("daemon").parse_args([]).upgrade
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_shutdown_backup_is_restored_with_state_import(tmp_path, capsys):
+    lc, before = await run_peer(tmp_path, [cid(1), cid(2)])
+    folder = folder_of(lc)
+    (backup,) = os.listdir(os.path.join(folder, "backups"))
+    assert run(folder, "-f", "state", "cleanup") == 0
+    assert run(folder, "-f", "state", "import", os.path.join(folder, "backups", backup)) == 0
+    assert export_cids(folder, capsys) == before
+    _, after = await run_peer(tmp_path, lc=lc)
+    assert after == before

@@ -451,7 +451,14 @@ class RaftConsensus(service.Service):
         async def here():
             await self._membership_here(op, peer_id)
 
-        await self._redirect_loop(here, method, peer_id)
+        try:
+            await self._redirect_loop(here, method, peer_id)
+        except NotFound:
+            if op != "remove":
+                raise
+            # it was a member when we asked: an attempt that timed out here went
+            # through on the leader after all (or someone else removed it meanwhile)
+            log.debug("{peer} already removed", peer=peer_id)
 
     async def _redirect_loop(self, here, method: str, arg) -> None:
         cfg = self.config
