@@ -163,6 +163,18 @@ def test_client_going_away_closes_the_cluster_iterator(connection, cluster):
     assert cluster.produced == 20
 
 
+def test_a_client_leaving_while_paused_and_the_source_busy(connection, cluster):
+    cluster.synthetic, gate = 100, Gate()
+    cluster.gate = (10, gate)
+    connection.get("/allocations")
+    gate.open_all()
+    connection.channel.pauseProducing()
+    gate.open_all()  # items 10-19 wait in the buffer; the source now waits for gate 20
+    assert cluster.produced == 20 and len(gate.waiting) == 1
+    connection.close()  # the source is busy (not at a yield) when the client goes
+    assert cluster.open_streams == 0 and gate.waiting[0].called
+
+
 def test_a_client_leaving_a_paused_stream_closes_it(connection, cluster):
     cluster.synthetic, gate = 100, Gate()
     cluster.gate = (10, gate)

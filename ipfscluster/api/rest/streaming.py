@@ -163,20 +163,27 @@ async def _close(items) -> None:
         await aclose()
 
 
+def _abandon(pending: defer.Deferred | None) -> None:
+    """Cancel a request for the next item that nobody will read (the iterator
+    then finishes, so it can be closed)."""
+    if pending is not None and not pending.called:
+        pending.addErrback(lambda _: None)
+        pending.cancel()
+
+
 async def _write_items(request, first, items, encode) -> None:
     throttle = _Throttle()
     request.registerProducer(throttle, True)
     error = ""
     buffer = [encode_json(encode(first))]
     size = len(buffer[0])
+    pending = None
     try:
         while not throttle.stopped:
             pending = _next_deferred(items)
             if size >= FLUSH_BYTES or (buffer and not pending.called):
                 await throttle.wait()
                 if throttle.stopped:
-                    pending.addErrback(lambda _: None)
-                    pending.cancel()
                     break
                 request.write(b"".join(buffer))
                 buffer, size = [], 0
@@ -194,6 +201,7 @@ async def _write_items(request, first, items, encode) -> None:
         log.warn("streaming response to {uri} failed: {error}", uri=request.uri.decode("latin-1", "replace"),
                  error=error)
     finally:
+        _abandon(pending)
         if request.channel is not None:  # None once the connection is lost
             request.unregisterProducer()
     if buffer and not throttle.stopped:
