@@ -114,3 +114,19 @@ def test_out_of_date_state_is_refused_and_upgraded(tmp_path):
     assert (info["term"], info["index"]) == (3, 9) and info["voters"] == ("peerA",)
     assert [p.cid for p in state.list()] == [pin(1).cid]
     assert stateops.upgrade_state(data, str(tmp_path), 0.0) == (VERSION, None)
+
+
+def test_cleanup_rotation_keeps_five_old_folders(tmp_path):
+    """Upstream TestDataBackupHelper: .old.0 is the newest, .old.4 the oldest kept."""
+    data = str(tmp_path / "ipfs-cluster-data")
+    for generation in range(7):
+        os.makedirs(data)
+        with open(os.path.join(data, "generation"), "w") as f:
+            f.write(str(generation))
+        assert stateops.cleanup(data) is True
+        assert not os.path.exists(data)
+    kept = sorted(n for n in os.listdir(tmp_path) if n.startswith("ipfs-cluster-data"))
+    assert kept == [f"ipfs-cluster-data.old.{i}" for i in range(5)]
+    for i in range(5):
+        with open(os.path.join(data + f".old.{i}", "generation")) as f:
+            assert f.read() == str(6 - i)
