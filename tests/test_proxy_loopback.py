@@ -21,7 +21,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ipfscluster.api.proxy import IPFSProxy
 from ipfscluster.cid import CID
-from ipfscluster.errors import NoLeader
+from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.testing.fakecluster import FakeCluster
 from ipfscluster.testing.fakeipfs import FakeIPFS
 from ipfscluster.testing.harness import LocalCluster, collect
@@ -95,15 +95,16 @@ async def test_ipfshttpclient_session(clusters, tmp_path):
     data = os.urandom(300_000)  # two chunks: a file node over two leaves
     path = tmp_path / "data.bin"
     path.write_bytes(data)
-    direct = lc.peers[2].kubo.add_bytes(data, pin=False)
+    daemon_port = Multiaddr.parse(peer.kubo.api_multiaddr).port
 
     pool = ThreadPool(minthreads=1, maxthreads=1, name="ipfshttpclient")
     pool.start()
 
     def session():
         client = ipfshttpclient.Client(f"/ip4/127.0.0.1/tcp/{port}/http")
+        direct = ipfshttpclient.Client(f"/ip4/127.0.0.1/tcp/{daemon_port}/http")
         try:
-            seen = {"added": client.add(str(path))}
+            seen = {"direct": direct.add(str(path), pin=False), "added": client.add(str(path))}
             seen["hello"] = client.add_bytes(b"hello world\n")
             seen["pinned"] = client.pin.add(seen["hello"])
             seen["ls"] = client.pin.ls(type="recursive")
@@ -111,6 +112,7 @@ async def test_ipfshttpclient_session(clusters, tmp_path):
             return seen
         finally:
             client.close()
+            direct.close()
 
     def unpin(cid):
         client = ipfshttpclient.Client(f"/ip4/127.0.0.1/tcp/{port}/http")
@@ -123,14 +125,15 @@ async def test_ipfshttpclient_session(clusters, tmp_path):
     try:
         seen = await threads.deferToThreadPool(reactor, pool, session)
         added = seen["added"]["Hash"]
-        assert added == str(direct.cid)
+        assert added == seen["direct"]["Hash"] and seen["added"]["Size"] == seen["direct"]["Size"]
         assert seen["hello"] == HELLO
         assert seen["cat"] == data
         assert seen["pinned"]["Pins"] == [HELLO]
         assert set(seen["ls"]["Keys"]) == {added, HELLO}
         await wait_state(lc, {added, HELLO}, "both pins on every peer")
         # the daemon itself was told pin=false: only the cluster pins
-        assert all(c.endpoint != "add" or c.options.get("pin") == ["false"] for c in peer.kubo.requests)
+        adds = [c for c in peer.kubo.requests if c.endpoint == "add"]
+        assert len(adds) == 3 and all([v.lower() for v in c.options.get("pin")] == ["false"] for c in adds)
         removed, listed = await threads.deferToThreadPool(reactor, pool, unpin, added)
         assert removed["Pins"] == [added]
         assert set(listed["Keys"]) == {HELLO}

@@ -382,6 +382,17 @@ def test_read_timeout_covers_the_body():
     assert not clock.getDelayedCalls()
 
 
+def test_the_proxy_is_an_api_component():
+    from zope.interface.verify import verifyObject
+
+    from ipfscluster.interfaces import IAPI
+
+    proxy, clock, channel, transport = proxy_on_clock()
+    channel.connectionLost(Failure(ConnectionError("done")))
+    assert verifyObject(IAPI, proxy)
+    assert proxy.name == "ipfsproxy" and proxy.addresses() == []
+
+
 def test_pin_options_from_the_query():
     proxy, clock, channel, transport = proxy_on_clock()
     channel.connectionLost(Failure(ConnectionError("done")))
