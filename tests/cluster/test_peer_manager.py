@@ -466,3 +466,22 @@ def test_the_address_seen_replaces_a_loopback_one():
     assert Cluster._seen_address(fake, public) == public
     seen[pid] = ("127.0.0.1", 5000)
     assert Cluster._seen_address(fake, local) == local
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_restarted_with_bootstrap_starts_from_its_raft_data(make_cluster):
+    """A peer stopped after it was added but before cluster.peers was saved (or
+    started again with --bootstrap) is still a member: its data is used, not refused."""
+    lc = make_cluster(2, alone=True)
+    seed, joiner = lc.peers
+    await lc.start_peer(seed)
+    lc.set_membership(joiner, bootstrap=[seed])
+    await lc.start_peer(joiner)
+    await wait_members(lc, lc.peers, lc.peers)
+    await seed.cluster.pin(cid(3))
+    await lc.stop_peer(joiner)
+    lc.set_membership(joiner, bootstrap=[seed])  # peers emptied again
+    await lc.start_peer(joiner)
+    await wait_members(lc, lc.peers, lc.peers)
+    await wait_pinned(lc, [joiner], cid(3))
+    assert not os.path.exists(joiner.config.raft_data_folder + ".old.0")

@@ -235,6 +235,14 @@ class RaftConsensus(service.Service):
         cleanup = ("run 'ipfs-cluster-service state cleanup' (it renames %s to %s.old.0; "
                    "export the pins first with 'state export' if you need them) or rename "
                    "the folder yourself" % (folder, folder))
+        if self.join and self.peer_id in voters and len(voters) > 1:
+            # e.g. stopped after being added but before saving cluster.peers: the data
+            # says we are a member; start from it (the join that follows is a no-op
+            # for a current member, and adds us back if we were removed meanwhile)
+            log.info("the Raft data in {folder} shows this peer as a member of a cluster "
+                     "of {n} peers: starting from it", folder=folder, n=len(voters))
+            self.join = False
+            return None
         if self.join:
             return ("this peer is set to join a cluster (cluster.bootstrap or --bootstrap, "
                     "with an empty cluster.peers) but its Raft data folder %s already holds "
