@@ -163,28 +163,20 @@ def test_client_going_away_closes_the_cluster_iterator(connection, cluster):
     assert cluster.produced == 20
 
 
-def test_a_client_leaving_while_paused_and_the_source_busy(connection, cluster):
+@pytest.mark.parametrize("opened_after_pause", [1, 2], ids=["source-busy", "source-at-yield"])
+def test_a_client_leaving_a_paused_stream_closes_it(connection, cluster, opened_after_pause):
+    """Whether the source is busy making the next item (waiting for gate 20) or
+    has handed it over, a client that leaves a paused stream closes it."""
     cluster.synthetic, gate = 100, Gate()
     cluster.gate = (10, gate)
     connection.get("/allocations")
     gate.open_all()
     connection.channel.pauseProducing()
-    gate.open_all()  # items 10-19 wait in the buffer; the source now waits for gate 20
-    assert cluster.produced == 20 and len(gate.waiting) == 1
-    connection.close()  # the source is busy (not at a yield) when the client goes
-    assert cluster.open_streams == 0 and gate.waiting[0].called
-
-
-def test_a_client_leaving_a_paused_stream_closes_it(connection, cluster):
-    cluster.synthetic, gate = 100, Gate()
-    cluster.gate = (10, gate)
-    connection.get("/allocations")
-    gate.open_all()
-    connection.channel.pauseProducing()
-    gate.open_all()
-    gate.open_all()
+    for _ in range(opened_after_pause):
+        gate.open_all()  # items 10-19 wait in the buffer, then the source waits for gate 20
+    assert cluster.produced == {1: 20, 2: 21}[opened_after_pause]
     connection.close()
-    assert cluster.open_streams == 0
+    assert cluster.open_streams == 0 and all(d.called for d in gate.waiting)
 
 
 @pytest.mark.slow
