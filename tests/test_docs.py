@@ -112,6 +112,14 @@ def test_config_reference_refuses_a_stale_description(monkeypatch):
         ext.config_reference()
 
 
+def test_config_reference_refuses_an_undescribed_section(monkeypatch):
+    sections = dict(ext.SECTION_HELP)
+    del sections["informer.numpin"]
+    monkeypatch.setattr(ext, "SECTION_HELP", sections)
+    with pytest.raises(ext.ReferenceError, match="informer.numpin"):
+        ext.config_reference()
+
+
 def test_example_config_is_a_complete_loadable_file():
     from ipfscluster.config.service import ServiceConfig
 
@@ -291,15 +299,41 @@ def test_guide_covers_every_topic():
 # --- the Sphinx build -----------------------------------------------------------------------
 
 
+def _sphinx(src, out, tmp_path):
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(src), str(out),
+         "-d", str(tmp_path / "doctrees")],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_toctree_directive_skips_absent_pages_and_collects_the_rest(tmp_path):
+    pytest.importorskip("sphinx")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {os.path.join(DOCS, '_ext')!r})\n"
+        "extensions = ['ipfscluster_docs']\nroot_doc = 'index'\n"
+    )
+    (src / "index.rst").write_text(
+        "Home\n====\n\n.. ipfscluster-toctree::\n   :caption: Guide\n\n   first\n   ?absent\n\n"
+        ".. ipfscluster-toctree::\n   :caption: More\n   :rest:\n"
+    )
+    for name in ("first", "added-later"):
+        (src / f"{name}.rst").write_text(f"{name}\n{'=' * len(name)}\n\nText.\n")
+    result = _sphinx(src, tmp_path / "html", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert 'href="first.html"' in index and 'href="added-later.html"' in index
+    assert "absent" not in index
+
+
 @pytest.mark.slow
 def test_sphinx_build_has_no_warnings(tmp_path):
     pytest.importorskip("sphinx")
     out = tmp_path / "html"
-    result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", DOCS, str(out),
-         "-d", str(tmp_path / "doctrees")],
-        capture_output=True, text=True, timeout=600,
-    )
+    result = _sphinx(DOCS, out, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     reference = (out / "config-reference.html").read_text(encoding="utf-8")
     for key in _all_keys():

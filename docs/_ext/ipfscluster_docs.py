@@ -161,6 +161,21 @@ KEY_HELP: dict[str, str] = {
 }
 
 
+#: What each section configures, by section path (checked like :data:`KEY_HELP`).
+SECTION_HELP: dict[str, str] = {
+    "cluster": "The peer itself: its identity, the cluster secret, the members, the "
+    "default replication factors and the periodic loops.",
+    "consensus.raft": "The Raft consensus that replicates the shared state: timings, "
+    "batching and snapshots.",
+    "api.restapi": "The REST API that ``ipfs-cluster-ctl`` and other clients use.",
+    "ipfs_connector.ipfshttp": "The connection to the IPFS daemon, and the IPFS proxy.",
+    "pin_tracker.maptracker": "The local pin tracker: the queue of pin and unpin operations.",
+    "monitor.monbasic": "The peer monitor, which stores metrics and raises alerts.",
+    "informer.disk": "The disk informer (``--alloc disk-freespace`` or ``disk-reposize``).",
+    "informer.numpin": "The pin-count informer (``--alloc numpin``).",
+}
+
+
 class ReferenceError(Exception):
     """The code and the documentation tables disagree (the build stops)."""
 
@@ -257,12 +272,13 @@ def config_keys() -> list[str]:
 
 
 def _check_help() -> None:
-    keys = set(config_keys())
-    missing = sorted(keys - set(KEY_HELP))
-    stale = sorted(set(KEY_HELP) - keys)
+    keys = set(config_keys()) | {cls.PATH for cls in SECTIONS.values()}
+    documented = set(KEY_HELP) | set(SECTION_HELP)
+    missing = sorted(keys - documented)
+    stale = sorted(documented - keys)
     if missing or stale:
         raise ReferenceError(
-            "docs/_ext/ipfscluster_docs.py KEY_HELP is out of step with ipfscluster.config: "
+            "docs/_ext/ipfscluster_docs.py KEY_HELP/SECTION_HELP are out of step with ipfscluster.config: "
             f"undocumented keys {missing}, documented keys that do not exist {stale}"
         )
 
@@ -278,8 +294,7 @@ def config_reference() -> str:
     for cls in SECTIONS.values():
         title = f"``{cls.PATH}``"
         out += [title, "~" * len(title), ""]
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        out += [doc, ""]
+        out += [SECTION_HELP[cls.PATH], ""]
         if cls.LEGACY_KEYS:
             legacy = ", ".join(f"``{k}``" for k in cls.LEGACY_KEYS)
             out += [f"Older key names still read: {legacy}.", ""]
