@@ -321,7 +321,7 @@ class Sim:
                  election_ticks: int = 10, heartbeat_ticks: int = 1,
                  snapshot_threshold: int = 40, trailing_logs: int = 8,
                  snapshot_chunk_size: int = 64, max_append_entries: int = 16,
-                 pre_vote: bool = True, check_quorum: bool = True,
+                 max_inflight: int = 2, pre_vote: bool = True, check_quorum: bool = True,
                  client_timeout: int = 1500, check: bool = True):
         self.seed = seed
         self.rng = random.Random(seed)
@@ -342,8 +342,8 @@ class Sim:
         self.client_timeout = client_timeout
         self.params = dict(election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks,
                            trailing_logs=trailing_logs, snapshot_chunk_size=snapshot_chunk_size,
-                           max_append_entries=max_append_entries, pre_vote=pre_vote,
-                           check_quorum=check_quorum)
+                           max_append_entries=max_append_entries, max_inflight=max_inflight,
+                           pre_vote=pre_vote, check_quorum=check_quorum)
         self.ids = ["n%d" % (i + 1) for i in range(nodes + spare)]
         # each directed link has its own base latency (0-3 ms) on top of the per-message one
         self.link_delay = {(a, b): self.rng.randint(0, 3) for a in self.ids for b in self.ids}
@@ -854,10 +854,24 @@ class Sim:
                                          % (op.req, op.kind, op.cid))
 
 
+def seed_params(seed: int) -> dict:
+    """Protocol knobs varied per seed: batching, flow control, compaction, chunking."""
+    r = random.Random(seed * 7919 + 17)
+    return dict(max_append_entries=r.choice((1, 4, 16, 64)), max_inflight=r.choice((1, 2, 4)),
+                snapshot_threshold=r.choice((10, 40, 200)), trailing_logs=r.choice((0, 8, 50)),
+                snapshot_chunk_size=r.choice((16, 64, 4096)), heartbeat_ticks=r.choice((1, 2, 3)))
+
+
 def run_seed(seed: int, steps: int, nodes: int = 3, spare: int = 2,
              faults: Faults = NEMESIS_FAULTS) -> Sim:
-    """Run one seeded nemesis schedule and settle it; raises on any violation."""
-    sim = Sim(seed, nodes=nodes, spare=spare, faults=faults)
+    """Run one seeded nemesis schedule and settle it; raises on any violation.
+
+    The protocol knobs come from :func:`seed_params` (named in the schedule's
+    first line), so one seed always replays the same run.
+    """
+    params = seed_params(seed)
+    sim = Sim(seed, nodes=nodes, spare=spare, faults=faults, **params)
+    sim.log("params " + " ".join("%s=%s" % kv for kv in sorted(params.items())))
     try:
         sim.run_random(steps)
         sim.settle()
