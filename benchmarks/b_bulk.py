@@ -1,0 +1,175 @@
+"""B3 (bulk import of N pins) and B4 (``pin ls`` / ``status`` of everything).
+
+B3: an export file of N pins is written (not timed), then — timed — it is
+imported into the three stopped peers' Raft data, three imports in parallel as
+three machines would run them, and the three peer processes are started and waited
+for until each is ready and serves the last imported pin
+(``GET /allocations/<cid>``).  The import is :func:`ipfscluster.stateops.import_state`
+run in a child process per peer, which is what ``ipfs-cluster-service state import``
+does (the command itself is being wired into the CLI at the time of writing).
+
+B4: in that cluster, ``GET /allocations`` (``pin ls``) and ``GET /pins``
+(``status``, a fan-out to every peer's tracker) are read to the end on the leader
+and on a follower with a raw HTTP client: time to first byte (headers + first
+body bytes), total time, lines received, and the RSS growth of the serving peer
+process during the request (sampled every 5 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+from twisted.internet import defer, protocol, task
+from twisted.web.client import Agent
+
+from bcommon import ROOT, emit, ms, random_cids
+
+IMPORT = ("import sys; from ipfscluster.stateops import import_state; "
+          "n = import_state(sys.argv[1], open(sys.argv[2], 'rb'), sys.argv[3].split(',')); print(n)")
+
+
+def write_export(path: str, n: int) -> list[str]:
+    """Write an export of ``n`` pins (replicated everywhere) to ``path``; return the CIDs."""
+    from ipfscluster.cid import CID
+    from ipfscluster.state import MapState, export
+    from ipfscluster.types import Pin
+
+    cids = random_cids(n, seed=3)
+    state = MapState()
+    for cid in cids:
+        state.add(Pin(CID.parse(cid), replication_factor_min=-1, replication_factor_max=-1))
+    with open(path, "wb") as f:
+        export(state, f)
+    return cids
+
+
+async def _wait_procs(reactor, procs) -> None:
+    while any(p.poll() is None for p in procs):
+        await task.deferLater(reactor, 0.02, lambda: None)
+    for p in procs:
+        if p.returncode:
+            raise RuntimeError(f"state import failed: {p.stderr.read().decode()}")
+
+
+async def _get_status(reactor, url: str) -> int:
+    agent = Agent(reactor)
+    response = await agent.request(b"GET", url.encode())
+    await _drain(response)
+    return response.code
+
+
+class _Counter(protocol.Protocol):
+    def __init__(self, done, started):
+        self.done, self.started = done, started
+        self.first = None
+        self.lines = 0
+
+    def dataReceived(self, data):
+        if self.first is None:
+            self.first = time.perf_counter() - self.started
+        self.lines += data.count(b"\n")
+
+    def connectionLost(self, reason):
+        self.done.callback(self)
+
+
+async def _drain(response, started: float = 0.0):
+    done = defer.Deferred()
+    counter = _Counter(done, started)
+    response.deliverBody(counter)
+    return await done
+
+
+@contextlib.asynccontextmanager
+async def imported_cluster(reactor, pins: int, overrides=None):
+    """Yield ``(cluster, cids, timings)``: 3 peer processes started on an imported state."""
+    import shutil
+    import tempfile
+
+    from integration.procs import ProcessCluster, child_env
+
+    folder = tempfile.mkdtemp(prefix="bench-bulk-")
+    cluster = ProcessCluster(reactor, folder, 3, overrides=overrides)
+    try:
+        export_path = os.path.join(folder, "export.json")
+        cids = write_export(export_path, pins)
+        voters = ",".join(p.peer_id for p in cluster.peers)
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", IMPORT, p.data_folder, export_path, voters],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), cwd=ROOT)
+                 for p in cluster.peers]
+        await _wait_procs(reactor, procs)
+        imported = time.perf_counter()
+        cluster.start_kubo()
+        for peer in cluster.peers:
+            cluster.start_peer(peer)
+        for peer in cluster.peers:
+            await cluster.wait_ready(peer, seconds=300)
+        for peer in cluster.peers:
+            while await _get_status(reactor, f"{peer.rest_url}/allocations/{cids[-1]}") != 200:
+                await task.deferLater(reactor, 0.05, lambda: None)
+        timings = {"import_s": round(imported - started, 2), "start_to_ready_s": round(time.perf_counter() - imported, 2),
+                   "wall_s": round(time.perf_counter() - started, 2)}
+        yield cluster, cids, timings
+    finally:
+        await cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def b3(reactor, quick: bool, runs: int) -> dict:
+    pins = 1_000 if quick else 100_000
+    walls = []
+    for _ in range(runs):
+        async with imported_cluster(reactor, pins) as (_cluster, _cids, timings):
+            walls.append(timings)
+    walls.sort(key=lambda t: t["wall_s"])
+    return emit("B3", quick, pins=pins, method="state import (stateops.import_state, one child process per peer, in parallel) then start",
+                median=walls[len(walls) // 2], each_run=walls, target={"wall_s": 15})
+
+
+async def _read_all(reactor, peer, path: str) -> dict:
+    """GET ``path`` on ``peer`` to the end; TTFB, total, lines, RSS growth."""
+    baseline = peer.rss_bytes()
+    peak = {"rss": baseline}
+
+    def sample():
+        peak["rss"] = max(peak["rss"], peer.rss_bytes())
+
+    sampler = task.LoopingCall(sample)
+    sampler.clock = reactor
+    sampler.start(0.005)
+    started = time.perf_counter()
+    try:
+        response = await Agent(reactor).request(b"GET", f"{peer.rest_url}{path}".encode())
+        headers = time.perf_counter() - started
+        counter = await _drain(response, started)
+    finally:
+        sampler.stop()
+    sample()
+    return {"ttfb_ms": ms(min(headers, counter.first or headers)), "first_line_ms": ms(counter.first or 0),
+            "total_s": round(time.perf_counter() - started, 3), "lines": counter.lines,
+            "rss_growth_mb": round((peak["rss"] - baseline) / 1e6, 1)}
+
+
+async def b4(reactor, quick: bool, runs: int) -> dict:
+    pins = 1_000 if quick else 100_000
+    results: dict = {}
+    async with imported_cluster(reactor, pins) as (cluster, _cids, _timings):
+        leader = cluster.leader()
+        follower = next(p for p in cluster.peers if p is not leader)
+        for role, peer in (("leader", leader), ("follower", follower)):
+            for name, path in (("pin_ls", "/allocations"), ("status", "/pins")):
+                each = [await _read_all(reactor, peer, path) for _ in range(runs if name == "pin_ls" else 1)]
+                each.sort(key=lambda r: r["total_s"])
+                results[f"{name}_{role}"] = each[len(each) // 2]
+    return emit("B4", quick, pins=pins, runs=runs, **results,
+                target={"ttfb_ms": 100, "total_s_100k_pin_ls": 1, "rss_growth_mb": 50})
+
+
+_ = (io, json)
