@@ -28,7 +28,10 @@ Nothing may be fed into the core between :meth:`ready` and :meth:`advance`
 
 What is implemented (Raft paper/thesis sections in brackets): leader election with
 randomised timeouts in ``[election_ticks, 2*election_ticks)`` [§5.2], pre-vote and
-check-quorum with leader lease for votes [thesis §9.6], log replication with a fast
+check-quorum [thesis §9.6] (a leader steps down as soon as it has not heard from a
+majority within the last election timeout; a follower that heard from its leader
+within that time ignores vote requests unless they come from a leadership
+transfer), log replication with a fast
 conflict back-off hint (conflicting term and its first index) [§5.3], flow control
 (a probing follower gets one AppendEntries at a time, a replicating one at most
 ``max_inflight``), the commit rule of §5.4.2 (only entries of the current term are
