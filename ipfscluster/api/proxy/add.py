@@ -48,6 +48,7 @@ __all__ = [
     "choose_roots",
     "cluster_options_query",
     "daemon_add_uri",
+    "is_cluster_pin_key",
 ]
 
 log = Logger(namespace="ipfsproxy")
@@ -60,7 +61,8 @@ CLUSTER_PIN_KEYS = frozenset(
 )
 
 
-def _is_cluster_key(key: str) -> bool:
+def is_cluster_pin_key(key: str) -> bool:
+    """True when the query key ``key`` is a cluster pin option (``meta-*`` included)."""
     return key in CLUSTER_PIN_KEYS or key.startswith("meta-")
 
 
@@ -68,7 +70,7 @@ def cluster_options_query(query: str) -> dict[str, list[str]]:
     """The cluster pin options of an ``add`` query string, ``{key: [values]}``."""
     out: dict[str, list[str]] = {}
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-        if _is_cluster_key(key):
+        if is_cluster_pin_key(key):
             out.setdefault(key, []).append(value)
     return out
 
@@ -81,7 +83,7 @@ def daemon_add_uri(uri: bytes) -> bytes:
     kept = [
         (k, v)
         for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if k != "pin" and not _is_cluster_key(k)
+        if k != "pin" and not is_cluster_pin_key(k)
     ]
     kept.append(("pin", "false"))
     return (path + "?" + urllib.parse.urlencode(kept, quote_via=urllib.parse.quote)).encode("utf-8")

@@ -73,7 +73,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from ipfscluster.api.proxy.add import AddRelay, cluster_options_query, daemon_add_uri
+from ipfscluster.api.proxy.add import AddRelay, cluster_options_query, daemon_add_uri, is_cluster_pin_key
 from ipfscluster.api.proxy.forward import (
     BodyPipe,
     ResponseRelay,
@@ -636,7 +636,7 @@ class IPFSProxy(service.Service):
         mode = query.str("type", "") or ("recursive" if recursive else "direct")
         if mode not in ("recursive", "direct"):
             raise ProxyArgumentError(f'invalid type "{mode}": use "recursive" or "direct"')
-        raw = {k: [v] for k, v in query.options.items() if k in _PIN_OPTION_KEYS or k.startswith("meta-")}
+        raw = {k: [v] for k, v in query.options.items() if is_cluster_pin_key(k)}
         raw["mode"] = [mode]
         return PinOptions.from_query(raw, self._now_ns())
 
@@ -766,10 +766,6 @@ class IPFSProxy(service.Service):
         )
 
 
-#: pin/add query keys that are cluster pin options
-_PIN_OPTION_KEYS = frozenset(
-    ("name", "replication", "replication-min", "replication-max", "user-allocations", "expire-in", "expire-at", "origins")
-)
 _PATH_NAMESPACES = ("/ipfs/", "/ipns/", "/ipld/")
 
 
