@@ -49,6 +49,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from ipfscluster.api.rest.parsing import query_bool
 from ipfscluster.cid import CID, RAW, sha256_multihash
 from ipfscluster.errors import InvalidInput, IPFSError, NotFound
 from ipfscluster.identity import peer_id_from_public_key, validate_peer_id
@@ -373,7 +374,7 @@ class FakeCluster:
     # --- ICluster: add --------------------------------------------------------------------
 
     def _added(self, parts, params):
-        no_pin = params.get("no-pin") in ("1", "t", "T", "TRUE", "true", "True")
+        no_pin = query_bool(params, "no-pin")
         options = PinOptions.from_query(params, self._now())
         for part in parts:
             if part.filename is None:
