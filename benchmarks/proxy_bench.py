@@ -11,6 +11,9 @@ connections) posts the same multipart upload alternately
 
 Figures (medians of several runs; both sides measured in the same run):
 
+Each add through the proxy is followed (untimed) by a wait until the three peers'
+daemons pin it, so every request is measured on a quiet cluster.
+
 - ``1k``: latency of a 1 KB add, p50/p99 each way, and ``added_ms`` = proxy p50 −
   direct p50 (target ≤ 5 ms); ``relay_only_p50_ms``/``relay_added_ms`` split it: the
   same add through the proxy with ``pin=false`` (forwarding only, no cluster pin),
@@ -92,8 +95,9 @@ class _Drain(protocol.Protocol):
             self.done.errback(reason)
 
 
-async def _add(agent, url: bytes, body: bytes) -> float:
-    """Seconds one add took (to the end of the answer); raises on a non-200."""
+async def _add(agent, url: bytes, body: bytes) -> tuple[float, bytes]:
+    """Seconds one add took (to the end of the answer) and the answer; raises on a
+    non-200."""
     start = time.perf_counter()
     producer = client.FileBodyProducer(io.BytesIO(body))
     response = await agent.request(b"POST", url, HEADERS, producer)
@@ -103,7 +107,7 @@ async def _add(agent, url: bytes, body: bytes) -> float:
     elapsed = time.perf_counter() - start
     if response.code != 200 or b'"Type":"error"' in answer:
         raise RuntimeError(f"add failed: {response.code} {answer[:300]!r}")
-    return elapsed
+    return elapsed, answer
 
 
 def _pct(values, fraction):
@@ -138,8 +142,19 @@ async def run(reactor, quick: bool) -> dict:
         for _ in range(runs):
             for way in ways:  # alternate: every way sees the same conditions
                 serial[0] += 1
-                times[way].append(await _add(agent, urls[way], _body(size, serial[0])))
+                elapsed, answer = await _add(agent, urls[way], _body(size, serial[0]))
+                times[way].append(elapsed)
+                if way == "proxy":
+                    await settled(json.loads(answer.splitlines()[-1])["Hash"])
         return times
+
+    async def settled(cid: str) -> None:
+        # the peers pin the new CID in the background after the commit; let them
+        # finish (not timed) so the next request is measured on a quiet cluster
+        from ipfscluster.cid import CID
+
+        parsed = CID.parse(cid)
+        await lc.poll(lambda: all(p.kubo.pin_mode(parsed) for p in lc.peers), seconds=60, what="pinned everywhere")
 
     try:
         await sample(KB, 3)  # warm-up: connections, leader, caches
