@@ -258,6 +258,12 @@ def test_troubleshooting_quotes_the_tls_and_secret_messages():
     ):
         assert fragment in text, fragment
         assert fragment in code, f"{fragment!r} is no longer in the code: update the page"
+    start = _code_strings("ipfscluster/consensus/raft/consensus.py") + _code_strings("ipfscluster/stateops.py")
+    for fragment in ("is set to join a cluster (cluster.bootstrap or --bootstrap, with an empty "
+                     "cluster.peers) but its Raft data folder", "already holds a Raft log",
+                     "cluster peers do not match raft peers", "could not obtain execution lock"):
+        assert fragment in text, fragment
+        assert fragment in start, f"{fragment!r} is no longer in the code: update the page"
     assert "cluster.secret is empty: the cluster RPC is NOT protected" in tls.EMPTY_SECRET_WARNING
     assert "cluster.secret is empty: the cluster RPC is NOT protected" in text
 

@@ -350,7 +350,9 @@ def _option_rows(parser: argparse.ArgumentParser, skip_help: bool = True) -> lis
         text = (action.help or "").replace("%(default)s", str(action.default))
         if action.choices and action.option_strings and "choices" not in text:
             text += " (one of: " + ", ".join(str(c) for c in action.choices) + ")"
-        out += [f"``{names}``", f"    {_escape(text) or '(no description)'}", ""]
+        if not text:
+            text = "(no description)" if action.option_strings else "positional argument"
+        out += [f"``{names}``", f"    {_escape(text)}", ""]
     return out
 
 
