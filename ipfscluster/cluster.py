@@ -197,6 +197,12 @@ class Cluster:
         self._started.append(component)
 
     async def _become_ready(self) -> None:
+        # meanwhile, a peer removed while it was down finds out from the others
+        self._last_voters = self._current_voters()
+        watch = task.LoopingCall(self._guarded, self._watch_peers)
+        watch.clock = self.clock
+        watch.start(self.watch_peers_interval, now=False)
+        self._loops.append(watch)
         try:
             await self._with_timeout(self.c.consensus.ready(), CONSENSUS_START_TIMEOUT)
         except defer.TimeoutError:
@@ -215,6 +221,10 @@ class Cluster:
             return
         except (ShuttingDown, defer.CancelledError):
             return
+        if watch.running:
+            watch.stop()
+        if watch in self._loops:
+            self._loops.remove(watch)
         self._ready = True
         peers = await self.c.consensus.peers()
         others = [p for p in peers if p != self.peer_id]

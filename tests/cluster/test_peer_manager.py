@@ -485,3 +485,25 @@ async def test_a_member_restarted_with_bootstrap_starts_from_its_raft_data(make_
     await wait_members(lc, lc.peers, lc.peers)
     await wait_pinned(lc, [joiner], cid(3))
     assert not os.path.exists(joiner.config.raft_data_folder + ".old.0")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_peer_removed_while_down_finds_out_at_start_and_rejoins(make_cluster, monkeypatch):
+    import ipfscluster.cluster as cluster_module
+
+    monkeypatch.setattr(cluster_module, "WATCH_PEERS_INTERVAL", 0.3)
+    lc = make_cluster(3)
+    await lc.start()
+    p0, p1, victim = lc.peers
+    await lc.stop_peer(victim)
+    await p0.cluster.peer_remove(victim.peer_id)  # the notice cannot reach it
+    await wait_members(lc, [p0, p1], [p0, p1])
+    await p0.cluster.pin(cid(4))
+    await lc.start_peer(victim, wait_ready=False)
+    await lc.poll(lambda: not victim.running, what="the removed peer found out and stopped")
+    assert victim.cluster.removed
+    assert os.path.isdir(victim.config.raft_data_folder + ".old.0")
+    # its saved bootstrap makes the next start a fresh join
+    await lc.start_peer(victim)
+    await wait_members(lc, lc.peers, lc.peers)
+    await wait_pinned(lc, [victim], cid(4))
