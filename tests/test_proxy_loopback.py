@@ -142,8 +142,39 @@ async def test_ipfshttpclient_session(clusters, tmp_path):
         pool.stop()
 
 
+async def run_js(npm_cache, *args) -> dict:  # noqa: F811
+    import shutil
+
+    name = "test_proxy_kubo_rpc_client.mjs"
+    target = os.path.join(npm_cache.folder, name)
+    shutil.copyfile(os.path.join(HERE, name), target)
+    stdout, stderr, code = await getProcessOutputAndValue(
+        npm_cache.node, [target, *args], env=dict(os.environ), path=npm_cache.folder
+    )
+    assert code == 0, stderr.decode()
+    return json.loads(stdout)
+
+
+@pytest_twisted.ensureDeferred
+async def test_kubo_rpc_client_steps(clusters, npm_cache):  # noqa: F811
+    lc = await started(clusters)
+    url = proxy_url(lc.peers[0])
+    seen = await run_js(npm_cache, url, "add")
+    added = seen["added"]
+    # the same CID as a direct add to a daemon
+    direct = FakeIPFS(reactor=reactor).add_bytes(b"through the proxy from JavaScript\n", pin=False)
+    assert added == str(direct.cid)
+    assert seen["pinned"] == added and seen["listed"] == [added]
+    await wait_state(lc, {added}, "the JS client's add on every peer")
+    seen = await run_js(npm_cache, proxy_url(lc.peers[2]), "rm", added)
+    assert seen == {"removed": added, "listed": []}
+    await wait_state(lc, set(), "the JS client's unpin on every peer")
+
+
 @pytest_twisted.ensureDeferred
 async def test_kubo_rpc_client_session(clusters, npm_cache):  # noqa: F811
+    """The fake daemon's own kubo-rpc-client session, through the proxy: the same
+    answers as from the daemon, and the wrapped directory becomes one cluster pin."""
     lc = await started(clusters)
     node, script = npm_cache.script("kubo_rpc_client_session.mjs")
     stdout, stderr, code = await getProcessOutputAndValue(
@@ -151,13 +182,10 @@ async def test_kubo_rpc_client_session(clusters, npm_cache):  # noqa: F811
     )
     assert code == 0, stderr.decode()
     seen = json.loads(stdout)
-    # the same answers a daemon gives directly (the fake daemon's own test expects these)
     assert seen["added"]["cid"] == HELLO and seen["added"]["size"] == 20
     assert [e["path"] for e in seen["dir"]] == ["d/a.txt", "d/sub/b.txt", "d/sub", "d", ""]
     wrapper = seen["dir"][-1]["cid"]
-    # the same CIDs as a direct add to a daemon
-    direct = FakeIPFS(reactor=reactor)
-    assert str(direct.add_bytes(b"hello world\n", pin=False).cid) == HELLO
+    assert str(FakeIPFS(reactor=reactor).add_bytes(b"hello world\n", pin=False).cid) == HELLO
     assert seen["cat"] == "hello world\n"
     assert sorted(seen["pins"]) == sorted([HELLO, wrapper])
     assert seen["removed"] == seen["pinned"] == HELLO
