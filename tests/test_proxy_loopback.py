@@ -24,7 +24,7 @@ from ipfscluster.cid import CID
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.testing.fakecluster import FakeCluster
 from ipfscluster.testing.fakeipfs import FakeIPFS
-from ipfscluster.testing.harness import LocalCluster, collect
+from ipfscluster.testing.harness import LocalCluster
 from tests.testing.conftest import npm_cache  # noqa: F401  (session fixture: kubo-rpc-client)
 
 pytestmark = pytest.mark.loopback

@@ -407,3 +407,63 @@ def test_pin_options_from_the_query():
     with pytest.raises(InvalidParameter):
         proxy._pin_options(KuboQuery("pin/add", "/api/v0/pin/add?replication-min=x"))
     assert CID.parse(HELLO)
+
+
+# --- the resource in memory (StubTreq over the proxy, an in-memory daemon) ---------------
+
+
+def in_memory_proxy():
+    from treq.testing import RequestTraversalAgent, StubTreq
+
+    from ipfscluster.testing.fakeipfs import FakeIPFS
+
+    clock = Clock()
+    daemon = FakeIPFS(clock=clock)
+    upstream = RequestTraversalAgent(daemon.resource)
+    cluster = FakeCluster(clock=clock)
+    proxy = IPFSProxy(IPFSHTTPConfig(), cluster, clock, agent=upstream)
+    stub = StubTreq(proxy.resource())
+
+    def settle(d):
+        got = []
+        d.addBoth(got.append)
+        for _ in range(50):  # pump both in-memory exchanges until the answer is in
+            if got:
+                break
+            upstream.flush()
+            stub.flush()
+        [result] = got
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+    def call(method, path, **kw):
+        response = settle(stub.request(method, "http://proxy" + path, **kw))
+        return response, settle(stub.content(response))
+
+    return call, cluster, daemon
+
+
+def test_resource_without_the_streaming_request():
+    """The resource also works under any twisted.web site (bodies buffered)."""
+    call, cluster, daemon = in_memory_proxy()
+    response, body = call("POST", f"/api/v0/pin/add/{HELLO}?name=mem")
+    assert response.code == 200 and json.loads(body) == {"Pins": [HELLO]}
+    assert cluster.state[CID.parse(HELLO)].name == "mem"
+    assert response.headers.getRawHeaders("server") == [f"kubo/{daemon.version}"]
+    response, body = call("POST", "/api/v0/version")
+    assert json.loads(body)["Version"] == daemon.version
+    upload = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="m.txt"\r\n\r\n'
+        b"in memory\n\r\n--b--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response, body = call("POST", "/api/v0/add?replication=1", data=upload, headers=headers)
+    added = json.loads(body.splitlines()[-1])["Hash"]
+    assert response.code == 200 and str(daemon.add_bytes(b"in memory\n", pin=False).cid) == added
+    assert cluster.state[CID.parse(added)].replication_factor_max == 1
+    assert daemon.pin_mode(CID.parse(added)) is None  # pin=false went to the daemon
+    response, body = call("POST", "/api/v0/pin/rm?arg=" + added)
+    assert json.loads(body) == {"Pins": [added]}
+    response, body = call("POST", "/api/v0/repo/stat")
+    assert json.loads(body)["RepoSize"] == 1000  # FakeCluster's aggregate

@@ -149,6 +149,14 @@ class BodyPipe:
         self._done: defer.Deferred | None = None
         self.sent = 0
 
+    @classmethod
+    def of_bytes(cls, data: bytes) -> BodyPipe:
+        """A pipe holding a whole, already received body (sites without the
+        streaming request; the body is produced as soon as the upstream asks)."""
+        pipe = cls(_NoTransport(), len(data))
+        pipe._buffer, pipe._buffered, pipe._ended = [data] if data else [], len(data), True
+        return pipe
+
     # --- fed by the proxy's request ---------------------------------------------------
 
     def write(self, data: bytes) -> None:
@@ -233,6 +241,14 @@ class BodyPipe:
         if self._reading_paused:
             self._reading_paused = False
             self._transport.resumeProducing()
+
+
+class _NoTransport:
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
 
 
 class ResponseRelay(protocol.Protocol):

@@ -68,7 +68,7 @@ import attrs
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import client, http, server
+from twisted.web import http, server
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from zope.interface import implementer
@@ -353,11 +353,10 @@ class _ProxyResource(Resource):
                 work = proxy._intercept(request, endpoint)
             else:
                 # a site without ProxyRequest (tests): the body is buffered already
-                content = request.content
-                length = content.seek(0, io.SEEK_END)
-                content.seek(0)
-                body = client.FileBodyProducer(content) if length else None
-                fwd = proxy._plan(request, request.method, request.uri, length, body=body)
+                request.content.seek(0)
+                data = request.content.read()
+                body = BodyPipe.of_bytes(data) if data else None
+                fwd = proxy._plan(request, request.method, request.uri, len(data), body=body)
                 work = proxy._relay(request, fwd)
         else:
             work = proxy._relay(request, fwd)
