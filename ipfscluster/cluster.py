@@ -724,6 +724,18 @@ class Cluster:
         await self.c.rpc_client.call_command(
             maddr.peer_id, C.ClusterPeerAdd, {"multiaddr": str(self._public_address())}, timeout=timeout)
         await self.c.consensus.wait_for_leader()
+        # the leader's first message may come before the log: wait until the entry
+        # that added us arrived, then until everything committed is applied
+        deadline = self.clock.seconds() + raft.wait_for_leader_timeout.seconds
+        while not self._is_member():
+            if self.clock.seconds() > deadline:
+                from ipfscluster.errors import OperationTimeout
+
+                raise OperationTimeout(
+                    "this peer was added to the cluster but the Raft log that says so did "
+                    "not arrive within %gs; check that the leader reaches this peer's "
+                    "listen address" % raft.wait_for_leader_timeout.seconds)
+            await task.deferLater(self.clock, 0.05, lambda: None)
         await self.c.consensus.wait_for_sync()
         self._check_membership()
         if self.config.cluster.bootstrap:
