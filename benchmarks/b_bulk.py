@@ -94,7 +94,11 @@ async def imported_cluster(reactor, pins: int, overrides=None):
 
     from integration.procs import ProcessCluster, child_env
 
+    from ipfscluster.testing.harness import merge_overrides
+
     folder = tempfile.mkdtemp(prefix="bench-bulk-")
+    # loading a large snapshot keeps a peer busy at start: give the others time
+    overrides = merge_overrides({"raft": {"wait_for_leader_timeout": "5m"}}, overrides or {})
     cluster = ProcessCluster(reactor, folder, 3, overrides=overrides)
     try:
         export_path = os.path.join(folder, "export.json")

@@ -18,7 +18,9 @@ Three ``twistd -n ipfs-cluster`` processes with fake kubo daemons
 - **a nemesis** kills the leader with SIGKILL, waits until the survivors commit a
   pin again (recorded as ``failover_s``), restarts the killed peer and waits until
   it is ready; the leader named by the restarted peer's ``consensus ready`` line is
-  the next one killed.  Reads pause while no leader is known: the REST API serves
+  the next one killed.  With ``--lose-data`` the nemesis also, half of the time,
+  stops a follower, removes its Raft data folder and starts it again (snapshots
+  are then taken every second, so it must catch up by InstallSnapshot).  Reads pause while no leader is known: the REST API serves
   reads from the local state, which only the leader guarantees to be current.
 
 After the run every peer is running; the suite then checks:
@@ -81,6 +83,7 @@ class Run:
         self.leader_id: str | None = None
         self.stopping = False
         self.kills: list[dict] = []
+        self.data_losses: list[int] = []
         self.errors: dict[str, int] = {}
 
     def now(self) -> float:
@@ -163,12 +166,28 @@ class Run:
         self.leader_id = await self.cluster.wait_ready(victim)
         self.kills.append({"peer": victim.index, "failover_s": round(failover, 2) if failover else None})
 
-    async def nemesis(self, seconds: float, pause: float) -> None:
+    async def lose_data(self) -> None:
+        """Stop a follower, remove its Raft data folder, start it again (it must
+        catch up from the leader, by snapshot when the log was compacted)."""
+        followers = [p for p in self.cluster.peers if p.running() and p.peer_id != self.leader_id]
+        if not followers:
+            return
+        victim = self.rng.choice(followers)
+        await self.cluster.stop_peer(victim)
+        shutil.rmtree(victim.data_folder, ignore_errors=True)
+        self.cluster.start_peer(victim)
+        await self.cluster.wait_ready(victim)
+        self.data_losses.append(victim.index)
+
+    async def nemesis(self, seconds: float, pause: float, lose_data: bool = False) -> None:
         deadline = self.now() + seconds
         while self.now() < deadline:
             await task.deferLater(self.reactor, self.rng.uniform(pause / 2, pause), lambda: None)
             if self.now() < deadline:
-                await self.kill_leader()
+                if lose_data and self.rng.random() < 0.5:
+                    await self.lose_data()
+                else:
+                    await self.kill_leader()
 
     # --- after healing --------------------------------------------------------------------
 
@@ -215,9 +234,9 @@ class Run:
 
 
 async def run_faults(reactor, folder: str, seconds: float, seed: int, clients: int = 4,
-                     pause: float = 6.0) -> dict:
+                     pause: float = 6.0, lose_data: bool = False, overrides=None) -> dict:
     """One fault run in ``folder``; returns the summary (``ok`` says if it passed)."""
-    cluster = ProcessCluster(reactor, folder, 3)
+    cluster = ProcessCluster(reactor, folder, 3, overrides=overrides)
     run = None
     try:
         await cluster.start()
@@ -226,7 +245,7 @@ async def run_faults(reactor, folder: str, seconds: float, seed: int, clients: i
         started = run.now()
         workers = [defer.Deferred.fromCoroutine(run.worker(i)) for i in range(clients)]
         try:
-            await run.nemesis(seconds, pause)
+            await run.nemesis(seconds, pause, lose_data)
         finally:
             run.stopping = True
             await defer.gatherResults(workers, consumeErrors=True)
@@ -246,7 +265,7 @@ async def run_faults(reactor, folder: str, seconds: float, seed: int, clients: i
             "acknowledged_writes": sum(1 for o in run.history if o.kind != STATUS and o.ret != UNKNOWN),
             "unknown_outcome": sum(1 for o in run.history if o.ret == UNKNOWN),
             "reads": sum(1 for o in run.history if o.kind == STATUS),
-            "leader_kills": len(run.kills), "kills": run.kills,
+            "leader_kills": len(run.kills), "kills": run.kills, "data_losses": run.data_losses,
             "linearizable": result.ok, "states_converged": same,
             "pinned_cids": len(states[0]), "not_pinned_by_daemons": missing,
             "errors": run.errors,
@@ -269,6 +288,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--pause", type=float, default=6.0, help="seconds between leader kills (about)")
+    parser.add_argument("--lose-data", action="store_true",
+                        help="also wipe a follower's Raft data folder now and then (snapshot every 1s)")
     parser.add_argument("--keep", default=None, help="keep the peers' folders (logs) in this folder")
     args = parser.parse_args(argv)
     seconds = args.minutes * 60 if args.minutes is not None else args.seconds
@@ -277,7 +298,10 @@ def main(argv=None) -> int:
     outcome = {}
 
     async def go(reactor):
-        outcome.update(await run_faults(reactor, folder, seconds, seed, args.clients, args.pause))
+        overrides = {"raft": {"snapshot_interval": "1s", "snapshot_threshold": 64, "trailing_logs": 32}} \
+            if args.lose_data else None
+        outcome.update(await run_faults(reactor, folder, seconds, seed, args.clients, args.pause,
+                                        args.lose_data, overrides))
 
     from twisted.internet import reactor
 

@@ -51,6 +51,13 @@ def child_env() -> dict:
     return env
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used by process ``pid`` (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @attrs.define
 class PeerProcess:
     """One peer: its configuration, ports and (while it runs) its process."""
@@ -103,6 +110,10 @@ class PeerProcess:
         """The leader named by the last ``consensus ready`` line since the start."""
         found = READY.findall(self.log_since_start())
         return found[-1][0] if found else None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the running process has used."""
+        return proc_cpu_seconds(self.proc.pid)
 
     def rss_bytes(self) -> int:
         """Resident set size of the running process."""
@@ -238,6 +249,12 @@ class ProcessCluster:
                 leader = peer.ready_leader() or leader
         return next((p for p in self.peers if p.peer_id == leader and p.running()), None)
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds used so far by the running peers, and by the fake daemons."""
+        peers = sum(proc_cpu_seconds(p.proc.pid) for p in self.peers if p.running())
+        kubo = proc_cpu_seconds(self.kubo.pid) if self.kubo is not None and self.kubo.poll() is None else 0.0
+        return peers, kubo
+
     def by_id(self, peer_id: str) -> PeerProcess:
         return next(p for p in self.peers if p.peer_id == peer_id)
 
@@ -250,4 +267,4 @@ class ProcessCluster:
             await deferLater(self.reactor, interval, lambda: None)
 
 
-__all__ = ["ProcessCluster", "PeerProcess", "READY", "SNAPSHOT", "child_env"]
+__all__ = ["ProcessCluster", "PeerProcess", "proc_cpu_seconds", "READY", "SNAPSHOT", "child_env"]
