@@ -242,7 +242,12 @@ class PeerService(service.Service):
 
     def _start_failed(self, failure):
         self.failure = failure
-        log.failure("the peer could not start", failure)
+        from ipfscluster.errors import ClusterError
+
+        if failure.check(ClusterError):  # the user can fix it: the message says how
+            log.error("error starting cluster: {error}", error=str(failure.value))
+        else:
+            log.failure("the peer could not start", failure)
         if self.reactor.running:
             self.reactor.stop()
 

@@ -15,6 +15,7 @@ import os
 from types import SimpleNamespace
 
 import attrs
+import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
@@ -158,3 +159,43 @@ def test_joining_is_decided_by_the_configuration(tmp_path):
     assert cluster.joining
     cluster.config = attrs.evolve(cluster.config, cluster=attrs.evolve(cluster.config.cluster, peers=(boot,)))
     assert not cluster.joining
+
+
+@pytest.mark.allow_logged_errors
+def test_a_refused_start_is_one_error_line_without_traceback(tmp_path):
+    """BootstrapFailed, ConfigError (Raft data), ExecutionLockError …: reference §2.2
+    "error starting cluster: …", no traceback for errors the user can fix."""
+    from twisted.logger import globalLogPublisher
+
+    from ipfscluster.errors import BootstrapFailed
+    from ipfscluster.tap import PeerService
+
+    class FakeReactor:
+        stopped = 0
+        running = True
+
+        def callWhenRunning(self, f, *args):
+            f(*args)
+
+        def stop(self):
+            self.stopped += 1
+
+    class Refused(PeerService):
+        async def _start_cluster(self):
+            raise BootstrapFailed("bootstrap unsuccessful: could not join through any bootstrap address")
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        config = ServiceConfig.default(str(tmp_path / "peer"))
+        reactor = FakeReactor()
+        peer = Refused(config, reactor)
+        peer.startService()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert reactor.stopped == 1 and peer.failure.check(BootstrapFailed)
+    errors = [e for e in events if e.get("log_level") is not None and e["log_level"].name == "error"]
+    assert [e.get("log_failure") for e in errors] == [None]
+    assert errors[0]["log_format"].startswith("error starting cluster")
+    assert "bootstrap unsuccessful" in errors[0]["error"]
+    peer.stopService()
