@@ -274,6 +274,8 @@ class Cluster:
         try:
             await self._stop(was_ready)
         finally:
+            if self._lock is not None:
+                self._lock.release()
             self._stopped = True
             waiters, self._stop_waiters = self._stop_waiters, []
             for d in waiters:
@@ -310,8 +312,6 @@ class Cluster:
             self._write_backup()
         if self.removed or self.left:
             self._rotate_data()
-        if self._lock is not None:
-            self._lock.release()
 
     async def _stop_started(self) -> None:
         while self._started:
