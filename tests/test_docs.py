@@ -113,7 +113,7 @@ def test_config_reference_refuses_a_table_out_of_step(monkeypatch, table, drop, 
     if add:
         entries[add] = "removed long ago"
     monkeypatch.setattr(ext, table, entries)
-    with pytest.raises(ext.ReferenceError, match=re.escape(drop or add)):
+    with pytest.raises(ext.DocsDriftError, match=re.escape(drop or add)):
         ext.config_reference()
 
 

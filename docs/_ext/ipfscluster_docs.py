@@ -176,7 +176,7 @@ SECTION_HELP: dict[str, str] = {
 }
 
 
-class ReferenceError(Exception):
+class DocsDriftError(Exception):
     """The code and the documentation tables disagree (the build stops)."""
 
 
@@ -219,7 +219,7 @@ def describe_kind(kind) -> str:
         return "``null`` or a non-empty object ``{\"user\": \"password\"}``"
     doc = (type(kind).__doc__ or "").strip().splitlines()
     if not doc:
-        raise ReferenceError(f"no description for the setting kind {type(kind).__name__}")
+        raise DocsDriftError(f"no description for the setting kind {type(kind).__name__}")
     return doc[0]
 
 
@@ -277,7 +277,7 @@ def _check_help() -> None:
     missing = sorted(keys - documented)
     stale = sorted(documented - keys)
     if missing or stale:
-        raise ReferenceError(
+        raise DocsDriftError(
             "docs/_ext/ipfscluster_docs.py KEY_HELP/SECTION_HELP are out of step with ipfscluster.config: "
             f"undocumented keys {missing}, documented keys that do not exist {stale}"
         )
@@ -286,7 +286,7 @@ def _check_help() -> None:
 def config_reference() -> str:
     """The ``service.json`` reference (reST): one section per config section class.
 
-    :raises ReferenceError: a key lacks a description in :data:`KEY_HELP` or the
+    :raises DocsDriftError: a key lacks a description in :data:`KEY_HELP` or the
         table describes a key the code does not have.
     """
     _check_help()
@@ -588,7 +588,7 @@ def setup(app):
                 raise self.error(f"unknown reference {name!r} (known: {', '.join(REFERENCES)})")
             try:
                 text = REFERENCES[name]()
-            except ReferenceError as err:
+            except DocsDriftError as err:
                 raise self.error(str(err)) from None
             node = nodes.section()
             node.document = self.state.document
