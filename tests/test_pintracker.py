@@ -100,9 +100,15 @@ def test_unpin_failure_is_unpin_error(env):
     assert info.status is S.UNPIN_ERROR and "injected" in info.error
 
 
-def test_untrack_unknown_is_a_no_op(env):
+def test_untrack_unknown_unpins_anyway_then_forgets(env):
+    # e.g. a peer restarted between the pin and the unpin: its daemon may still
+    # hold the pin, so the unpin goes to the daemon (a no-op there if not pinned)
+    env.ipfs.add_pin(A)
     assert result(env.tracker.untrack(A)) is None
-    assert env.ipfs.calls == [] and env.all() == []
+    env.clock.pump([1] * 5)
+    assert ("unpin", A) in env.ipfs.calls
+    assert not env.ipfs.is_pinned(A)
+    assert env.all() == []
 
 
 def test_status_of_untracked_is_fresh_unpinned(env):

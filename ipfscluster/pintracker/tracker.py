@@ -506,7 +506,13 @@ class MapPinTracker(Service):
     def _untrack(self, cid: CID) -> Entry | None:
         entry = self._state.get(cid)
         if entry is None:
-            return None
+            # Not tracked here, e.g. this peer restarted between the pin and the
+            # unpin of ``cid``: its daemon may still pin it, so unpin anyway, as
+            # upstream's tracker does (the connector's unpin is a no-op when the
+            # daemon does not pin it).
+            entry = self._state.setdefault(cid, Pin.new(cid), Goal.GONE)
+            self._enqueue(entry, OpKind.UNPIN)
+            return entry
         log.debug("untrack {cid}", cid=cid)
         entry.goal = Goal.GONE
         self._reconcile(entry)

@@ -48,6 +48,10 @@ async def test_restarted_peer_has_the_same_state_and_resyncs_its_daemon(tmp_path
         await lc.poll(
             lambda: all(victim.kubo.pin_mode(CID.parse(c)) == "recursive" for c in expected),
             what="the restarted peer's daemon pins the shared state again")
+        # Known gap: cids[0], unpinned while the peer was down, stays pinned in its
+        # daemon: the restarted peer replays its whole log, the replayed pin of
+        # cids[0] is cancelled by the replayed unpin before the fresh tracker learnt
+        # that the daemon pins it.  Tracked in the issue notes.
     finally:
         await lc.stop()
 
