@@ -105,7 +105,7 @@ async def test_clusters_pin_and_unpin_many_through_random_peers(make_cluster):
                 defer.ensureDeferred(rnd.choice(lc.peers).cluster.pin(c, PinOptions())) for c in chunk])
     await lc.poll(
         lambda: all(all(p.kubo.pin_mode(c) == "recursive" for c in cids) for p in lc.peers),
-        seconds=60, what="500 pins on every daemon")
+        seconds=180, what="500 pins on every daemon")
 
     async def all_trackers_pinned():
         for p in lc.peers:
@@ -114,7 +114,7 @@ async def test_clusters_pin_and_unpin_many_through_random_peers(make_cluster):
                 return False
         return True
 
-    await lc.poll_async(all_trackers_pinned, seconds=60, what="every tracker shows 500 pinned")
+    await lc.poll_async(all_trackers_pinned, seconds=180, what="every tracker shows 500 pinned")
     assert len(await collect(lc.peers[0].cluster.pins())) == n_pins
 
     for batch in range(0, n_pins, 50):
@@ -126,7 +126,7 @@ async def test_clusters_pin_and_unpin_many_through_random_peers(make_cluster):
             await rnd.choice(lc.peers).cluster.unpin(c)
     await lc.poll(
         lambda: all(all(p.kubo.pin_mode(c) is None for c in cids) for p in lc.peers),
-        seconds=60, what="every daemon unpinned")
+        seconds=180, what="every daemon unpinned")
 
     async def all_trackers_empty():
         for p in lc.peers:
@@ -134,7 +134,7 @@ async def test_clusters_pin_and_unpin_many_through_random_peers(make_cluster):
                 return False
         return True
 
-    await lc.poll_async(all_trackers_empty, seconds=30, what="every tracker empty")
+    await lc.poll_async(all_trackers_empty, seconds=120, what="every tracker empty")
 
 
 @pytest_twisted.ensureDeferred
