@@ -186,3 +186,22 @@ async def test_unreadable_certificate_fails_start(cluster, tmp_path):
     config = RestAPIConfig(listen_multiaddress=LISTEN, ssl_cert_file="tls/cert.pem", ssl_key_file="tls/key.pem")
     with pytest.raises(ClusterError, match="key.pem: .*; check ssl_cert_file and ssl_key_file"):
         await RestAPI(config, cluster, reactor, str(tmp_path)).startService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_add_upload_over_a_real_socket(cluster, started):
+    # the body limit of /add is chosen before twisted has set request.path: a
+    # 300 kB upload must reach the handler whole (not be cut to the 64 KiB limit)
+    from ipfscluster.testing.fakeipfs.multipart import encode_multipart
+
+    api = await started(RestAPI(RestAPIConfig(listen_multiaddress=LISTEN), cluster, reactor))
+    port = api.addresses()[0].port
+    data = bytes(range(256)) * 1200  # 300 kB
+    body, content_type = encode_multipart([("big.bin", data)])
+    request = (b"POST /add?stream-channels=false HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               b"Content-Type: " + content_type.encode() + b"\r\nContent-Length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)
+    raw = await fetch(TCP4ClientEndpoint(reactor, "127.0.0.1", port), request)
+    status = parse_response(raw)[0]
+    assert status == 200, raw[:300]
+    assert b"big.bin" in raw

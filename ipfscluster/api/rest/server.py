@@ -221,7 +221,12 @@ class _LimitedRequest(server.Request):
 
     def gotLength(self, length):
         self._received = 0
-        self._limit = self.limit_for(self.path) if self.limit_for else None
+        # twisted sets ``self.path`` only once the whole body is in; the request
+        # line was already parsed by the channel (the IPFS proxy relies on it too)
+        path = self.path
+        if path is None:
+            path = (getattr(self.channel, "_path", None) or b"").split(b"?", 1)[0]
+        self._limit = self.limit_for(path) if self.limit_for else None
         if self._limit is not None and length is not None and length > self._limit:
             self.body_too_large = length
             length = 0
