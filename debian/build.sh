@@ -25,7 +25,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 unset VIRTUAL_ENV PYTHONHOME PYTHONPATH PYENV_VERSION CONDA_PREFIX || true
 export DEBIAN_FRONTEND=noninteractive
 
-BUILD_DEPS=(build-essential fakeroot dpkg-dev debhelper dh-virtualenv
+BUILD_DEPS=(build-essential fakeroot dpkg-dev debhelper dh-virtualenv help2man
             python3 python3-dev python3-venv libffi-dev libssl-dev)
 
 missing=()
