@@ -977,9 +977,11 @@ class Cluster:
             if not lock.locked and not lock.waiting:
                 self._cid_locks.pop(pin.cid, None)
 
-    async def _allocate_and_commit_locked(self, pin: Pin, blacklist: Iterable[str]) -> Pin:
+    async def _allocate_and_commit_locked(self, pin: Pin, blacklist: Iterable[str],
+                                          synced: bool = False) -> Pin:
         from ipfscluster.allocator import allocate
 
+        requested = pin
         existing = self.c.state.get(pin.cid) if self.c.state.has(pin.cid) else None
         names = list(self.c.allocator.metrics()) if self.c.allocator is not None else []
         metrics = {name: self.c.monitor.latest_metrics(name) for name in names}
@@ -996,6 +998,13 @@ class Cluster:
         )
         pin = attrs.evolve(pin, allocations=tuple(allocations))
         if existing is not None and _same_pin(existing, pin):
+            if not synced:
+                # "already pinned" may come from a lagging local state (an unpin that
+                # committed but is not applied here yet); answer it without a commit
+                # only from a state in sync with the leader (found by the process-level
+                # fault suite: an acknowledged pin had no effect)
+                await self.c.consensus.wait_for_sync()
+                return await self._allocate_and_commit_locked(requested, blacklist, synced=True)
             return existing
         await self.c.consensus.log_pin(pin)
         return pin
