@@ -7,7 +7,8 @@ API reads (replication factors, modes, durations, booleans, multiaddresses,
 metadata) with valid or random values, and bodies (nothing, random bytes,
 malformed or well-formed JSON, truncated multipart uploads).
 
-Each request goes through ``treq.testing.StubTreq`` into the real Klein resource
+Each request goes through ``treq.testing.StubTreq`` (the ``Client`` of
+``tests/test_restapi.py``) into the real Klein resource
 of :class:`~ipfscluster.api.rest.server.RestAPI` over a
 :class:`~ipfscluster.testing.fakecluster.FakeCluster`.  The properties:
 
@@ -23,13 +24,13 @@ import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
 from ipfscluster.api.multipart import Part, encode_parts
 from ipfscluster.api.rest.server import RestAPI
 from ipfscluster.config.restapi import RestAPIConfig
 from ipfscluster.testing.fakecluster import FakeCluster, fake_peer_id, synthetic_cid
+from tests.test_restapi import Client
 
 CIDS = [str(synthetic_cid(i)) for i in range(3)]
 
@@ -98,24 +99,9 @@ def requests(draw):
     return method, path, query, draw(body)
 
 
-def _done(d):
-    out = []
-    d.addBoth(out.append)
-    assert out, "the request did not complete"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
-
-
-def _call(stub, method, path, query=(), data=None, content_type=None):
+def _call(client, method, path, query=(), data=None, content_type=None):
     headers = {b"Content-Type": [content_type]} if content_type else {}
-    d = stub.request(method, "http://127.0.0.1:9094" + path, params=list(query) or None,
-                     data=data, headers=headers, allow_redirects=False)
-    stub.flush()
-    response = _done(d)
-    content = stub.content(response)
-    stub.flush()
-    return response, _done(content)
+    return client(method, path, params=list(query) or None, data=data, headers=headers)
 
 
 def _known_5xx(method: str, path: str, code: int, content: bytes) -> bool:
@@ -138,7 +124,7 @@ def _api():
     clock = Clock()
     cluster = FakeCluster(clock)
     cluster._pin(CIDS[0], None)
-    return StubTreq(RestAPI(RestAPIConfig(), cluster, clock, "/nonexistent").resource())
+    return Client(RestAPI(RestAPIConfig(), cluster, clock, "/nonexistent"))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
