@@ -12,7 +12,8 @@ B4: in that cluster, ``GET /allocations`` (``pin ls``) and ``GET /pins``
 (``status``, a fan-out to every peer's tracker) are read to the end on the leader
 and on a follower with a raw HTTP client: time to first byte (headers + first
 body bytes), total time, lines received, and the RSS growth of the serving peer
-process during the request (sampled every 5 ms).
+process during the request (sampled every 5 ms).  A request that fails is
+reported with its error and the time it failed after.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ async def _read_all(reactor, peer, path: str) -> dict:
         response = await Agent(reactor).request(b"GET", f"{peer.rest_url}{path}".encode())
         headers = time.perf_counter() - started
         counter = await _drain(response, started)
+    except Exception as err:  # reported in the figures: the request failed
+        return {"error": f"{type(err).__name__}: {err}"[:300], "after_s": round(time.perf_counter() - started, 3),
+                "rss_growth_mb": round((peak["rss"] - baseline) / 1e6, 1)}
     finally:
         sampler.stop()
     sample()
@@ -170,7 +174,7 @@ async def b4(reactor, quick: bool, runs: int) -> dict:
         for role, peer in (("leader", leader), ("follower", follower)):
             for name, path in (("pin_ls", "/allocations"), ("status", "/pins")):
                 each = [await _read_all(reactor, peer, path) for _ in range(runs if name == "pin_ls" else 1)]
-                each.sort(key=lambda r: r["total_s"])
+                each.sort(key=lambda r: r.get("total_s", float("inf")))
                 results[f"{name}_{role}"] = each[len(each) // 2]
     return emit("B4", quick, pins=pins, runs=runs, **results,
                 target={"ttfb_ms": 100, "total_s_100k_pin_ls": 1, "rss_growth_mb": 50})
