@@ -224,20 +224,23 @@ def test_follower_refuses_proposals_naming_the_leader(cluster):
     assert got[0].check(NotLeader) and got[0].value.leader == leader.id
 
 
+def check_durable_before_sent(node, dst, msg, checked) -> None:
+    """Assert that a granted vote / successful append ``msg`` is durable on ``node``."""
+    if isinstance(msg, messages.VoteResponse) and msg.granted and not msg.pre_vote:
+        assert node.storage.hard_state() == (msg.term, dst)
+        checked.append(msg)
+    if isinstance(msg, messages.AppendResponse) and msg.success:
+        assert node.storage.last_index() >= msg.index
+        checked.append(msg)
+
+
 def test_votes_and_entries_are_durable_before_they_are_sent(tmp_path):
     c = Cluster(tmp_path)
     checked = []
     original = c.net._send
 
     def checking_send(src, dst, data):
-        msg = messages.decode(data)
-        node = c.nodes[src]
-        if isinstance(msg, messages.VoteResponse) and msg.granted and not msg.pre_vote:
-            assert node.storage.hard_state() == (msg.term, dst)
-            checked.append(msg)
-        if isinstance(msg, messages.AppendResponse) and msg.success:
-            assert node.storage.last_index() >= msg.index
-            checked.append(msg)
+        check_durable_before_sent(c.nodes[src], dst, messages.decode(data), checked)
         original(src, dst, data)
 
     c.net._send = checking_send
