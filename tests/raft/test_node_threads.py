@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from ipfscluster.consensus.raft import messages
 from ipfscluster.consensus.raft.node import RaftNode
+from ipfscluster.errors import ShuttingDown
 from tests.raft.test_node import (
     TICK,
     Cluster,
@@ -123,6 +124,16 @@ def save_in_flight(c):
     return leader, got
 
 
+def save_in_real_thread(c, node):
+    """Run ``node``'s queued save in a real thread (started); returns the thread."""
+    [job] = [j for j in c.clock.jobs if j[0].__self__ is node]
+    c.clock.jobs.remove(job)
+    f, args, kwargs = job
+    worker = threading.Thread(target=f, args=args, kwargs=kwargs)
+    worker.start()
+    return worker
+
+
 def test_leader_steps_no_response_before_its_own_save(tmp_path):
     c = ThreadedCluster(tmp_path)
     try:
@@ -147,10 +158,7 @@ def test_a_direct_core_call_waits_for_the_save_in_flight(tmp_path):
     c = ThreadedCluster(tmp_path)
     try:
         leader, got = save_in_flight(c)
-        [(f, args, kwargs)] = [j for j in c.clock.jobs if j[0].__self__ is leader]
-        c.clock.jobs.remove((f, args, kwargs))
-        worker = threading.Thread(target=f, args=args, kwargs=kwargs)
-        worker.start()  # a real thread: take_snapshot must wait for it, not race it
+        worker = save_in_real_thread(c, leader)  # a real thread: take_snapshot must wait for it, not race it
         assert leader.take_snapshot(force=True)
         worker.join()
         assert leader.storage.last_index() == 3  # the save finished first
@@ -159,5 +167,21 @@ def test_a_direct_core_call_waits_for_the_save_in_flight(tmp_path):
         c.run_until(lambda: got)
         assert got == [2]
         c.run_until(lambda: all(n.applied == 3 for n in c.nodes.values()))
+    finally:
+        c.stop()
+
+
+def test_stop_waits_for_the_save_in_flight_and_keeps_it(tmp_path):
+    c = ThreadedCluster(tmp_path)
+    try:
+        leader, got = save_in_flight(c)
+        worker = save_in_real_thread(c, leader)
+        leader.stop()  # waits for the save, snapshots what was applied, closes
+        worker.join()
+        assert got[0].check(ShuttingDown)
+        assert leader.snapshot_index == 2
+        c.clock.advance(0)  # the save's wake-up arrives after the stop: ignored
+        back = c.start(leader.id, voters=c.ids)
+        assert back.storage.last_index() == 3  # the entry saved during the stop
     finally:
         c.stop()

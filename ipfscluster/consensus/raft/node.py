@@ -474,8 +474,11 @@ class RaftNode:
         self._handling = True
         try:
             core = self.core
-            ticks, self._ticks = self._ticks, 0
-            for _ in range(ticks):
+            if self._ticks:
+                # ticks missed during a save count once, as a LoopingCall behind
+                # schedule fires once: a stalled fsync must not fire an election
+                # before the leader's queued heartbeats are seen
+                self._ticks = 0
                 core.tick()
             inbox, self._inbox = self._inbox, []
             heard = False
