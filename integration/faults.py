@@ -20,7 +20,10 @@ Three ``twistd -n ipfs-cluster`` processes with fake kubo daemons
   it is ready; the leader named by the restarted peer's ``consensus ready`` line is
   the next one killed.  With ``--lose-data`` the nemesis also, half of the time,
   stops a follower, removes its Raft data folder and starts it again (snapshots
-  are then taken every second, so it must catch up by InstallSnapshot).  Reads pause while no leader is known: the REST API serves
+  are then taken every second, so it must catch up by InstallSnapshot).  With
+  ``--partitions`` every peer link goes through a chaos proxy
+  (:mod:`integration.chaos`) and the nemesis also cuts the leader off (blackhole
+  or a one-way cut) for a few seconds, then heals.  Reads pause while no leader is known: the REST API serves
   reads from the local state, which only the leader guarantees to be current.
 
 After the run every peer is running; the suite then checks:
@@ -84,6 +87,7 @@ class Run:
         self.stopping = False
         self.kills: list[dict] = []
         self.data_losses: list[int] = []
+        self.partitions: list[dict] = []
         self.errors: dict[str, int] = {}
 
     def now(self) -> float:
@@ -179,15 +183,61 @@ class Run:
         await self.cluster.wait_ready(victim)
         self.data_losses.append(victim.index)
 
-    async def nemesis(self, seconds: float, pause: float, lose_data: bool = False) -> None:
+    async def partition_leader(self, seconds: float = 6.0) -> None:
+        """Cut the known leader off (blackhole, or a one-way cut) for ``seconds``, while
+        the others must commit; then heal.  Reads pause until a restart names the
+        leader again (the REST API reads the local state, so the isolated old
+        leader would answer stale reads)."""
+        victim = next((p for p in self.cluster.peers if p.peer_id == self.leader_id and p.running()), None)
+        if victim is None:
+            return
+        mode = self.rng.choice(("blackhole", "cut_forward", "cut_backward"))
+        self.leader_id = None
+        cut_at = self.now()
+        self.cluster.isolate(victim, mode)
+        probe = str(CID.v0(self.rng.randbytes(32)))
+        survivor = next(p for p in self.cluster.peers if p.running() and p is not victim)
+        failover = None
+        while failover is None and self.now() - cut_at < 30:
+            try:
+                await self.clients[survivor.index].pin(probe)
+                failover = self.now() - cut_at
+            except Exception:
+                await task.deferLater(self.reactor, 0.1, lambda: None)
+        rest = seconds - (self.now() - cut_at)
+        if rest > 0:
+            await task.deferLater(self.reactor, rest, lambda: None)
+        self.cluster.isolate(victim, "ok")
+        self.partitions.append({"peer": victim.index, "mode": mode,
+                                "failover_s": round(failover, 2) if failover else None})
+
+    async def kill_any(self) -> None:
+        """Kill -9 a running peer (the leader or not) and restart it; the restarted
+        peer names the leader."""
+        victim = self.rng.choice([p for p in self.cluster.peers if p.running()])
+        self.leader_id = None
+        self.cluster.kill(victim)
+        await self.cluster.wait_exit(victim)
+        self.cluster.start_peer(victim)
+        self.leader_id = await self.cluster.wait_ready(victim)
+        self.kills.append({"peer": victim.index, "failover_s": None, "any": True})
+
+    async def nemesis(self, seconds: float, pause: float, lose_data: bool = False,
+                      partitions: bool = False) -> None:
         deadline = self.now() + seconds
         while self.now() < deadline:
             await task.deferLater(self.reactor, self.rng.uniform(pause / 2, pause), lambda: None)
-            if self.now() < deadline:
-                if lose_data and self.rng.random() < 0.5:
-                    await self.lose_data()
-                else:
-                    await self.kill_leader()
+            if self.now() >= deadline:
+                break
+            roll = self.rng.random()
+            if lose_data and roll < 0.4:
+                await self.lose_data()
+            elif partitions and roll < 0.8 and self.leader_id is not None:
+                await self.partition_leader()
+            elif self.leader_id is None:
+                await self.kill_any()
+            else:
+                await self.kill_leader()
 
     # --- after healing --------------------------------------------------------------------
 
@@ -234,18 +284,21 @@ class Run:
 
 
 async def run_faults(reactor, folder: str, seconds: float, seed: int, clients: int = 4,
-                     pause: float = 6.0, lose_data: bool = False, overrides=None) -> dict:
+                     pause: float = 6.0, lose_data: bool = False, overrides=None,
+                     partitions: bool = False) -> dict:
     """One fault run in ``folder``; returns the summary (``ok`` says if it passed)."""
     cluster = ProcessCluster(reactor, folder, 3, overrides=overrides)
     run = None
     try:
+        if partitions:
+            cluster.proxy_links()
         await cluster.start()
         run = Run(reactor, cluster, seed)
         run.leader_id = cluster.leader().peer_id
         started = run.now()
         workers = [defer.Deferred.fromCoroutine(run.worker(i)) for i in range(clients)]
         try:
-            await run.nemesis(seconds, pause, lose_data)
+            await run.nemesis(seconds, pause, lose_data, partitions)
         finally:
             run.stopping = True
             await defer.gatherResults(workers, consumeErrors=True)
@@ -266,6 +319,7 @@ async def run_faults(reactor, folder: str, seconds: float, seed: int, clients: i
             "unknown_outcome": sum(1 for o in run.history if o.ret == UNKNOWN),
             "reads": sum(1 for o in run.history if o.kind == STATUS),
             "leader_kills": len(run.kills), "kills": run.kills, "data_losses": run.data_losses,
+            "partitions": run.partitions,
             "linearizable": result.ok, "states_converged": same,
             "pinned_cids": len(states[0]), "not_pinned_by_daemons": missing,
             "errors": run.errors,
@@ -290,6 +344,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pause", type=float, default=6.0, help="seconds between leader kills (about)")
     parser.add_argument("--lose-data", action="store_true",
                         help="also wipe a follower's Raft data folder now and then (snapshot every 1s)")
+    parser.add_argument("--partitions", action="store_true",
+                        help="every peer link through a chaos proxy; also cut the leader off for a while")
     parser.add_argument("--keep", default=None, help="keep the peers' folders (logs) in this folder")
     args = parser.parse_args(argv)
     seconds = args.minutes * 60 if args.minutes is not None else args.seconds
@@ -301,7 +357,7 @@ def main(argv=None) -> int:
         overrides = {"raft": {"snapshot_interval": "1s", "snapshot_threshold": 64, "trailing_logs": 32}} \
             if args.lose_data else None
         outcome.update(await run_faults(reactor, folder, seconds, seed, args.clients, args.pause,
-                                        args.lose_data, overrides))
+                                        args.lose_data, overrides, args.partitions))
 
     from twisted.internet import reactor
 

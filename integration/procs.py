@@ -135,6 +135,7 @@ class ProcessCluster:
         self.folder = os.path.abspath(folder)
         self.loglevel = loglevel
         self.kubo: subprocess.Popen | None = None
+        self.proxies: dict = {}
         secret = os.urandom(32)
         idents = [Identity.generate() for _ in range(n)]
         rpc = [free_port() for _ in range(n)]
@@ -159,6 +160,36 @@ class ProcessCluster:
             os.makedirs(cfg.folder, exist_ok=True)
             cfg.save()
             self.peers.append(PeerProcess(i, cfg, rest, proxy, kubo))
+
+    # --- chaos proxies --------------------------------------------------------------------
+
+    def proxy_links(self) -> dict:
+        """Put a :class:`~integration.chaos.LinkProxy` on every peer link (before the
+        start): peer *i* reaches peer *j* through ``self.proxies[(i, j)]``.  Rewrites
+        each ``service.json``; returns the proxies."""
+        from integration.chaos import LinkProxy
+
+        self.proxies = {}
+        for peer in self.peers:
+            addrs = []
+            for other in self.peers:
+                if other is peer:
+                    continue
+                proxy = LinkProxy(self.reactor, ("127.0.0.1", other.config.cluster.listen_multiaddress.port))
+                port = proxy.listen()
+                self.proxies[(peer.index, other.index)] = proxy
+                addrs.append(Multiaddr.parse(f"/ip4/127.0.0.1/tcp/{port}/p2p/{other.peer_id}"))
+            peer.config = attrs.evolve(peer.config, cluster=attrs.evolve(peer.config.cluster, peers=tuple(addrs)))
+            peer.config.save()
+        return self.proxies
+
+    def isolate(self, peer: PeerProcess, mode: str = "blackhole") -> None:
+        """Apply ``mode`` to every link to and from ``peer`` (``"ok"`` heals)."""
+        for (i, j), proxy in self.proxies.items():
+            if peer.index in (i, j):
+                proxy.set_mode(mode)
+                if mode != "ok":
+                    proxy.reset()
 
     # --- processes ----------------------------------------------------------------------
 
@@ -239,6 +270,8 @@ class ProcessCluster:
         if self.kubo is not None and self.kubo.poll() is None:
             self.kubo.terminate()
             await self.poll(lambda: self.kubo.poll() is not None, 10, "fake kubo exit")
+        for proxy in self.proxies.values():
+            await proxy.stop()
 
     def leader(self) -> PeerProcess | None:
         """The running peer that the newest ``consensus ready`` line names (None if

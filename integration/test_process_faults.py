@@ -40,3 +40,12 @@ def test_leader_kills_keep_history_linearizable_and_peers_converge():
     assert summary["leader_kills"] >= 2
     assert all(k["failover_s"] is not None for k in summary["kills"])
     assert summary["acknowledged_writes"] > 50 and summary["reads"] > 20
+
+
+def test_leader_partitions_and_kills_through_chaos_proxies():
+    seed = random.randrange(1 << 30)
+    code, summary, stderr = run_suite("--seconds", "40", "--seed", str(seed), "--pause", "5", "--partitions")
+    assert code == 0, f"seed {seed}: {summary or stderr[-3000:]}"
+    assert summary["ok"] and summary["linearizable"] and summary["states_converged"]
+    assert len(summary["partitions"]) + summary["leader_kills"] >= 2
+    assert summary["acknowledged_writes"] > 20
