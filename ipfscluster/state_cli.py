@@ -55,7 +55,8 @@ def _parser(sub: str) -> argparse.ArgumentParser:
     if sub == "export":
         parser.add_argument("-f", "--file", metavar="FILE", default=None,
                             help="write to FILE instead of stdout")
-        parser.add_argument("--force", action="store_true", default=argparse.SUPPRESS)
+        parser.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
+                            help="accepted for symmetry (export never asks)")
     else:
         parser.add_argument("-f", "--force", action="store_true", default=argparse.SUPPRESS,
                             help="do not ask for confirmation")
