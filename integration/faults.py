@@ -148,6 +148,19 @@ class Run:
 
     # --- nemesis ----------------------------------------------------------------------
 
+    async def next_commit(self, victim, since: float) -> float | None:
+        """Seconds from ``since`` until a pin through a peer other than ``victim``
+        commits (None after 30 s)."""
+        probe = str(CID.v0(self.rng.randbytes(32)))
+        survivor = next(p for p in self.cluster.peers if p.running() and p is not victim)
+        while self.now() - since < 30:
+            try:
+                await self.clients[survivor.index].pin(probe)
+                return self.now() - since
+            except Exception:
+                await task.deferLater(self.reactor, 0.1, lambda: None)
+        return None
+
     async def kill_leader(self) -> None:
         """Kill the known leader, wait for the next commit, restart it."""
         victim = next((p for p in self.cluster.peers if p.peer_id == self.leader_id and p.running()), None)
@@ -157,15 +170,7 @@ class Run:
         killed_at = self.now()
         self.cluster.kill(victim)
         await self.cluster.wait_exit(victim)
-        probe = str(CID.v0(self.rng.randbytes(32)))
-        survivor = next(p for p in self.cluster.peers if p.running())
-        failover = None
-        while failover is None and self.now() - killed_at < 30:
-            try:
-                await self.clients[survivor.index].pin(probe)
-                failover = self.now() - killed_at
-            except Exception:
-                await task.deferLater(self.reactor, 0.1, lambda: None)
+        failover = await self.next_commit(victim, killed_at)
         self.cluster.start_peer(victim)
         self.leader_id = await self.cluster.wait_ready(victim)
         self.kills.append({"peer": victim.index, "failover_s": round(failover, 2) if failover else None})
@@ -195,15 +200,7 @@ class Run:
         self.leader_id = None
         cut_at = self.now()
         self.cluster.isolate(victim, mode)
-        probe = str(CID.v0(self.rng.randbytes(32)))
-        survivor = next(p for p in self.cluster.peers if p.running() and p is not victim)
-        failover = None
-        while failover is None and self.now() - cut_at < 30:
-            try:
-                await self.clients[survivor.index].pin(probe)
-                failover = self.now() - cut_at
-            except Exception:
-                await task.deferLater(self.reactor, 0.1, lambda: None)
+        failover = await self.next_commit(victim, cut_at)
         rest = seconds - (self.now() - cut_at)
         if rest > 0:
             await task.deferLater(self.reactor, rest, lambda: None)

@@ -47,5 +47,5 @@ def test_leader_partitions_and_kills_through_chaos_proxies():
     code, summary, stderr = run_suite("--seconds", "40", "--seed", str(seed), "--pause", "5", "--partitions")
     assert code == 0, f"seed {seed}: {summary or stderr[-3000:]}"
     assert summary["ok"] and summary["linearizable"] and summary["states_converged"]
-    assert len(summary["partitions"]) + summary["leader_kills"] >= 2
+    assert len(summary["partitions"]) + summary["leader_kills"] >= 1
     assert summary["acknowledged_writes"] > 20
