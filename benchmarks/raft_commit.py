@@ -14,10 +14,11 @@ CPU of the leader AND of both followers (on 2 shared cores).  Prints one JSON li
 ``{"scenario": "raft_commit", ...}``; ``--quick`` runs a fraction of a second per
 figure (a test may run it so the script cannot rot).
 
-Figures on this machine (2 cores shared with ~7 other jobs, load 6–8; a 200-byte
-append + fdatasync took 4 ms p50 / 8 ms p90 here that day, not the 0.12 ms of
-``docs``), ``--seconds 2``, two runs of each mode alternating in the same minutes;
-"before" is ``--sync-saves`` (every save in the reactor thread, sending after it):
+Figures on this machine (2 cores shared with ~7 other jobs), ``--seconds 2`` or
+``3``, both modes alternating in the same minutes; "before" is ``--sync-saves``
+(every save in the reactor thread, a leader sending only after its own fsync).
+
+Busy disk (load 6–8; a 200-byte append + fdatasync took 4 ms p50 / 8 ms p90):
 
 =============================  ==================  ==================
 figure                         before (2 runs)     after (2 runs)
@@ -30,14 +31,33 @@ Cluster.pin, 1: p50 ms         36, 44              15, 32
 Cluster.pin, 16: pins/s        341, 325            314, 399
 =============================  ==================  ==================
 
-What bounds them (traced per message with ``time.perf_counter`` marks): before,
-one sequential commit was three fsyncs one after another in the one reactor thread
-(leader 2.5–6 ms, then each follower 6–10 ms), the leader's AppendEntries leaving
-only after its own fsync; no timer or tick was on the path.  After, the three fsyncs
-overlap (thread pool) and the leader's appends leave before its fsync, so a commit
-costs about one fsync plus the CPU of the messages; the 16-proposer figures and
-``Cluster.pin`` stay CPU-bound (one process runs all three peers on a loaded
-2-core machine).
+Quiet disk (load 4–5; fdatasync 0.14 ms p50, 0.8 ms p90, 43 ms p99), 3 runs:
+
+=============================  ======================  ======================
+figure                         before                  after
+=============================  ======================  ======================
+raft, 1: commits/s             189, 313, 95            257, 290, 159
+raft, 1: p50 / p99 ms          3.2/24, 3.0/7.4, 9/36   3.3/11, 3.3/7.2, 4.7/29
+raft, 16: commits/s            1968, 1887, 756         2003, 2393, 985
+raft, 16: p50 / p99 ms         5.7/26, 6.5/24, 17/71   6.7/21, 5.8/15, 16/33
+Cluster.pin, 1: p50 / p99 ms   9.8/68, 8.7/31, 23/119  9.6/26, 9.5/19, 11/40
+Cluster.pin, 16: pins/s        708, 903, 384           1037, 595, 592
+=============================  ======================  ======================
+
+What bounds them (traced per message with ``time.perf_counter`` marks): no timer or
+tick is on the commit path (a proposal is batched and sent in the same reactor turn,
+the commit index reaches the followers in an AppendEntries sent at once, the
+proposer fires on the leader's apply).  Before, one sequential commit was three
+fsyncs one after another in the one reactor thread (leader, then each follower),
+the leader's AppendEntries leaving only after its own fsync: 12–24 ms whenever the
+disk was busy.  After, the fsyncs overlap (thread pool) and the leader's appends
+leave before its fsync, so a commit costs about one fsync plus the CPU of its
+messages; an fsync stall no longer freezes the reactor (p99).  With a quiet disk the
+figures are CPU-bound (one process runs all three peers): ~11 TLS writes per commit
+(every ``Raft.Message`` is an AMP call with an answer, and the commit index goes to
+the followers in its own AppendEntries that they answer), SQLite statements of the
+commit-index saves, and for ``Cluster.pin`` the allocation, the tracker and the fake
+daemon's HTTP; the thread hand-off costs ~0.1–0.3 ms there (p50 about even).
 
 Why hand-written: benchmark glue for our own components; statistics are two lines.
 """
