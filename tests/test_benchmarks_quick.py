@@ -29,8 +29,8 @@ def run(scenario: str) -> dict:
     assert len(lines) == 1, out.stdout
     line = json.loads(lines[0])
     assert line["scenario"] == scenario
-    if "skipped" not in line:
-        assert line.get("cpus", os.cpu_count()) == os.cpu_count()
+    if "cpus" in line:  # B5 and B8 are other scripts with their own fields
+        assert line["cpus"] == os.cpu_count()
     return line
 
 
@@ -68,6 +68,7 @@ def test_b7_failover():
     assert b7["each_run"][0]["new_terms"] >= 1
 
 
-def test_b8_proxy_or_reported_missing():
+def test_b8_proxy_add_overhead():
     b8 = run("B8")
-    assert "skipped" in b8 or b8["scenario"] == "B8"
+    assert "skipped" not in b8, "benchmarks/proxy_bench.py is part of the project"
+    assert b8["1k"]["added_ms"] is not None
