@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 
 import ipfscluster
 from ipfscluster.cid import CID, sha256_multihash
@@ -20,12 +20,12 @@ def cid(n: int) -> CID:
     return CID.v0(sha256_multihash(b"single %d" % n)[2:])
 
 
-@pytest.fixture
-def one(tmp_path):
+@pytest_twisted.async_yield_fixture
+async def one(tmp_path):
     lc = LocalCluster(reactor, str(tmp_path), 1)
-    pytest_twisted.blockon(defer.ensureDeferred(lc.start()))
+    await lc.start()
     yield lc.peers[0]
-    pytest_twisted.blockon(defer.ensureDeferred(lc.stop()))
+    await lc.stop()
 
 
 @pytest_twisted.ensureDeferred
