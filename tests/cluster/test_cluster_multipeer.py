@@ -175,14 +175,20 @@ def _fail_everywhere(lc, c):
         p.kubo.faults.fail_cid(c, "expected error when using ErrorCid", endpoints={"pin/add"})
 
 
-@pytest_twisted.ensureDeferred
-async def test_clusters_sync_all_local(make_cluster):
-    lc = await started(make_cluster)
+async def error_cid_cluster(make):
+    """A started cluster where ERROR_CID is in PIN_ERROR and cid(2) PINNED everywhere."""
+    lc = await started(make)
     _fail_everywhere(lc, ERROR_CID)
     await lc.peers[0].cluster.pin(ERROR_CID)
     await lc.peers[0].cluster.pin(cid(2))
     await wait_status(lc, cid(2), TrackerStatus.PINNED)
     await wait_status(lc, ERROR_CID, TrackerStatus.PIN_ERROR)
+    return lc
+
+
+@pytest_twisted.ensureDeferred
+async def test_clusters_sync_all_local(make_cluster):
+    lc = await error_cid_cluster(make_cluster)
     for p in lc.peers:
         items = list(await p.cluster.c.tracker.sync_all())
         assert [i.cid for i in items] == [ERROR_CID]
@@ -191,12 +197,7 @@ async def test_clusters_sync_all_local(make_cluster):
 
 @pytest_twisted.ensureDeferred
 async def test_clusters_sync_local_and_sync(make_cluster):
-    lc = await started(make_cluster)
-    _fail_everywhere(lc, ERROR_CID)
-    await lc.peers[0].cluster.pin(ERROR_CID)
-    await lc.peers[0].cluster.pin(cid(2))
-    await wait_status(lc, cid(2), TrackerStatus.PINNED)
-    await wait_status(lc, ERROR_CID, TrackerStatus.PIN_ERROR)
+    lc = await error_cid_cluster(make_cluster)
     for p in lc.peers:
         local = await p.cluster.sync(ERROR_CID, local=True)
         assert local.peer_map[p.peer_id].status in (TrackerStatus.PIN_ERROR, TrackerStatus.PINNING)
@@ -214,12 +215,7 @@ async def test_clusters_sync_local_and_sync(make_cluster):
 
 @pytest_twisted.ensureDeferred
 async def test_clusters_recover(make_cluster):
-    lc = await started(make_cluster)
-    _fail_everywhere(lc, ERROR_CID)
-    await lc.peers[0].cluster.pin(ERROR_CID)
-    await lc.peers[0].cluster.pin(cid(2))
-    await wait_status(lc, ERROR_CID, TrackerStatus.PIN_ERROR)
-    await wait_status(lc, cid(2), TrackerStatus.PINNED)
+    lc = await error_cid_cluster(make_cluster)
     p = lc.peers[1]
     local = await p.cluster.recover(ERROR_CID, local=True)
     assert local.peer_map[p.peer_id].status == TrackerStatus.PIN_ERROR
