@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import string
+import urllib.parse
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,7 +38,9 @@ ENDPOINTS = ["pin/add", "pin/rm", "pin/ls", "pin/update", "add", "repo/stat", "v
              "nonexistent/cmd", ""]
 
 arg = st.one_of(
-    st.sampled_from([HELLO, "/ipfs/" + HELLO, "/ipfs/" + HELLO + "/missing", "QmNotACid", "", "/ipns/x",
+    # no "/ipfs/<cid>/<missing link>": resolving it waits for content no daemon has
+    # (as kubo does), so such a request never ends in this synchronous harness
+    st.sampled_from([HELLO, "/ipfs/" + HELLO, "QmNotACid", "", "/ipns/x",
                      "bafy", "/ipfs/", "%00", "a b"]),
     st.text(alphabet=string.printable, max_size=50),
 )
@@ -74,7 +77,9 @@ def requests(draw):
     query = [("arg", a) for a in draw(st.lists(arg, max_size=3))]
     query += draw(st.lists(st.tuples(st.sampled_from(OPTIONS), value), max_size=4))
     in_path = draw(st.one_of(st.none(), arg))
-    path = "/api/v0/" + endpoint + ("/" + in_path if in_path else "")
+    # a client percent-encodes a path argument (raw "#", "?" or a newline cannot be
+    # sent in a request line at all)
+    path = "/api/v0/" + endpoint + ("/" + urllib.parse.quote(in_path, safe="/") if in_path else "")
     return method, path, query, draw(body)
 
 
@@ -82,7 +87,7 @@ def _is_text(response) -> bool:
     return (response.headers.getRawHeaders("content-type") or [""])[0].startswith("text/plain")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_bad_requests_get_kubo_errors_and_the_proxy_keeps_serving(request):
     call, _cluster, _daemon = in_memory_proxy()

@@ -127,7 +127,7 @@ def _api():
     return Client(RestAPI(RestAPIConfig(), cluster, clock, "/nonexistent"))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_no_request_gets_a_5xx_and_errors_have_a_json_body(request):
     stub = _api()
