@@ -167,7 +167,12 @@ def test_invalid_json(folder):
     os.makedirs(folder)
     with open(config_path(folder), "w") as f:
         f.write('{"cluster": ')
-    with pytest.raises(ConfigError, match=r"is not valid JSON: Expecting value at line 1 column 13$"):
+    with pytest.raises(ConfigError, match=r"ends before its JSON is complete \(is it truncated\?\): "
+                       r"Expecting value at line 1 column 13; fix it or restore it from a backup$"):
+        ServiceConfig.load(folder)
+    with open(config_path(folder), "w") as f:
+        f.write('{"cluster": ]}')
+    with pytest.raises(ConfigError, match=r"is not valid JSON: Expecting value at line 1 column 13;"):
         ServiceConfig.load(folder)
     write_json(folder, [])
     with pytest.raises(ConfigError, match="must hold a JSON object"):

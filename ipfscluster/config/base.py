@@ -100,11 +100,16 @@ class DurationKind(Kind):
             raise invalid(key, str(value), f"is too short; {need}")
 
 
+#: the largest integer setting: Go's int (int64), what upstream reads
+MAX_INT = (1 << 63) - 1
+
+
 @attrs.frozen
 class IntKind(Kind):
-    """A JSON integer (not a boolean) of at least ``minimum``."""
+    """A JSON integer (not a boolean) from ``minimum`` to ``maximum`` (Go's int64)."""
 
     minimum: int = 0
+    maximum: int = MAX_INT
 
     def load(self, value, key):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -115,6 +120,8 @@ class IntKind(Kind):
         self.load(value, key)
         if value < self.minimum:
             raise invalid(key, value, f"is too small; it must be at least {self.minimum}")
+        if value > self.maximum:
+            raise invalid(key, value, f"is too large; it must be at most {self.maximum}")
 
 
 class BoolKind(Kind):
@@ -279,7 +286,7 @@ class Section:
             if key not in known and key not in cls.LEGACY_KEYS:
                 valid = ", ".join(known)
                 raise ConfigError(
-                    f'unknown key "{cls.PATH}.{key}"; remove it (valid keys: {valid})',
+                    f"unknown key {show(cls.PATH + '.' + key)}; remove it (valid keys: {valid})",
                     key=f"{cls.PATH}.{key}",
                     value=obj[key],
                 )

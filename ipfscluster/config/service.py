@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Mapping
 
 import attrs
 
-from ipfscluster.config.base import Section
+from ipfscluster.config.base import Section, show
 from ipfscluster.config.cluster import ClusterConfig
 from ipfscluster.config.informer import DiskInformerConfig, NumpinInformerConfig
 from ipfscluster.config.ipfshttp import IPFSHTTPConfig
@@ -109,7 +110,7 @@ def _check_unknown(obj: dict) -> None:
     for key in obj:
         if key not in groups:
             raise ConfigError(
-                f'unknown key "{key}"; remove it (valid keys: {", ".join(groups)})', key=key, value=obj[key]
+                f'unknown key {show(key)}; remove it (valid keys: {", ".join(groups)})', key=key, value=obj[key]
             )
         impls = groups[key]
         if impls != [""] and isinstance(obj[key], dict):
@@ -117,7 +118,7 @@ def _check_unknown(obj: dict) -> None:
                 if impl not in impls:
                     valid = ", ".join(f"{key}.{i}" for i in impls)
                     raise ConfigError(
-                        f'unknown key "{key}.{impl}"; remove it (valid keys: {valid})',
+                        f"unknown key {show(key + '.' + impl)}; remove it (valid keys: {valid})",
                         key=f"{key}.{impl}",
                         value=obj[key][impl],
                     )
@@ -210,26 +211,29 @@ class ServiceConfig:
         """
         path = config_path(folder)
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             raise ConfigNotFound(
                 f'{path} does not exist; run "ipfs-cluster-service -c {folder} init" first',
                 key="",
                 value=path,
             ) from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read {path}: {err}", key="", value=path) from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
+        except OSError as err:
             raise ConfigError(
-                f"{path} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
+                f"cannot read {path}: {err.strerror or err}; check that it is a readable file",
                 key="",
-                value=None,
+                value=path,
             ) from None
-        config = cls.from_json(obj, folder)
-        config._check_files()
+        obj = parse_json(data, path)
+        try:
+            config = cls.from_json(obj, folder)
+            config._check_files()
+        except ConfigError as err:
+            if _CONTROL.search(err.message):  # a value or key echoed in the message
+                err.message = _CONTROL.sub(lambda m: ascii(m.group())[1:-1], err.message)
+                err.args = (err.message,)
+            raise
         return config
 
     def _check_files(self) -> None:
@@ -292,6 +296,90 @@ class ServiceConfig:
     def raft_data_folder(self) -> str:
         """``consensus.raft.data_folder``, or ``<folder>/ipfs-cluster-data`` if empty."""
         return self.resolve_path(self.raft.data_folder or DEFAULT_DATA_FOLDER_NAME)
+
+
+_RESTORE = "fix it or restore it from a backup"
+# characters that would break the one-line error message (shown escaped instead)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def parse_json(data: bytes, path: str):
+    """The JSON value of the bytes of ``path`` (a ``service.json``).
+
+    :raises ConfigError: naming ``path`` and saying what to do, for bytes that are
+        not UTF-8, an empty file, invalid or truncated JSON, ``NaN``/``Infinity``,
+        numbers too long to read, nesting too deep, and escaped lone surrogates
+        (``"\\ud800"``, text that cannot be written back as UTF-8).
+    """
+
+    def fail(what: str) -> ConfigError:
+        return ConfigError(f"{path} {what}; {_RESTORE}", key="", value=None)
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+            "save it as UTF-8 JSON or restore it from a backup",
+            key="",
+            value=None,
+        ) from None
+    if not text.strip():
+        raise ConfigError(
+            f"{path} is empty; restore it from a backup (or write a new configuration, "
+            f'and a new peer identity, with "ipfs-cluster-service -c {os.path.dirname(path)} -f init")',
+            key="",
+            value=None,
+        )
+
+    def no_constant(name):
+        raise fail(f"is not valid JSON: {name} is not a JSON number")
+
+    try:
+        obj = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as err:
+        if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
+            raise fail(f"ends before its JSON is complete (is it truncated?): {err.msg} at "
+                       f"line {err.lineno} column {err.colno}") from None
+        raise fail(f"is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise fail("is not a configuration: its JSON nests too deeply") from None
+    except ValueError:  # an integer with more digits than Python converts
+        raise fail("is not a configuration: it holds a number with thousands of digits") from None
+    bad = _unencodable(obj, "")
+    if bad is not None:
+        key = bad or "(top level)"
+        raise ConfigError(
+            f"{key}: the text holds an escaped lone surrogate (such as \\ud800), which is not "
+            f"valid Unicode; {_RESTORE}",
+            key=bad,
+            value=None,
+        )
+    return obj
+
+
+def _unencodable(obj, key: str) -> str | None:
+    """The dotted key of the first string (or object key) in ``obj`` that cannot be
+    encoded as UTF-8, or None."""
+    stack = [(obj, key)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                inner = f"{where}.{name}" if where else name
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where or "(top level)"
+                stack.append((item, inner))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+    return None
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
