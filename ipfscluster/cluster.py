@@ -1272,6 +1272,7 @@ class Cluster:
             (C.ConsensusAddPeer, consensus.rpc_add_peer),
             (C.ConsensusRmPeer, consensus.rpc_rm_peer),
             (C.ConsensusPeers, consensus.rpc_peers),
+            (C.ConsensusReadIndex, consensus.rpc_read_index),
         ]:
             rv(command, handler)
         if hasattr(consensus, "rpc_install_snapshot_chunk"):

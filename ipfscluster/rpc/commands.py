@@ -355,6 +355,10 @@ ConsensusLogUnpin = _command("Consensus.LogUnpin", _pin, errors=_unreachable)
 ConsensusAddPeer = _command("Consensus.AddPeer", _peer, errors=_unreachable)
 ConsensusRmPeer = _command("Consensus.RmPeer", _peer, errors=_unreachable)
 ConsensusPeers = _command("Consensus.Peers", response=[(b"peers", PlainJSON())])
+#: The leader's read index once a heartbeat round confirmed its leadership (ReadIndex):
+#: a follower that has applied it holds every entry committed before it asked.
+ConsensusReadIndex = _command("Consensus.ReadIndex", response=[(b"index", amp.Integer())],
+                              errors=_unreachable)
 
 # --- PeerManager ------------------------------------------------------------------------
 

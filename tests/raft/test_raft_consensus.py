@@ -96,6 +96,19 @@ class Net:
         self.delay = delay
         self.peers = {}
         self.down = set()
+        #: peer -> Raft messages to it held back (in order) until :meth:`release`
+        self.held: dict[str, list] = {}
+
+    def release(self, peer_id, count=None):
+        """Deliver the first ``count`` held messages (all of them and stop holding
+        when None), one by one, a delay apart."""
+        held = self.held.get(peer_id, [])
+        if count is None:
+            self.held.pop(peer_id, None)
+            count = len(held)
+        runs, held[:count] = held[:count], []
+        for n, run in enumerate(runs, 1):
+            self.clock.callLater(n * self.delay, run)
 
     def client(self, src):
         return _RPC(self, src)
@@ -119,13 +132,17 @@ class _RPC:
             "Consensus.AddPeer": target.rpc_add_peer,
             "Consensus.RmPeer": target.rpc_rm_peer,
             "Consensus.Peers": target.rpc_peers,
+            "Consensus.ReadIndex": target.rpc_read_index,
         }["%s.%s" % (service, method)]
 
         def run():
             result = defer.maybeDeferred(handler, self.local_peer, arg)
             result.addBoth(lambda r: net.clock.callLater(net.delay, _fire, d, r))
 
-        net.clock.callLater(net.delay, run)
+        if service == "Raft" and peer_id in net.held:
+            net.held[peer_id].append(run)
+        else:
+            net.clock.callLater(net.delay, run)
         if timeout:
             d.addTimeout(timeout, net.clock, onTimeoutCancel=lambda *_: OperationTimeout())
         return d
@@ -228,6 +245,42 @@ def test_ready_leader_and_peers(peers):
     for c in peers.services.values():  # leader: ReadIndex; followers: leader contact
         peers.run(c.wait_for_sync())
         assert c.state.has(cid(5))
+
+
+def test_wait_for_sync_on_a_lagging_follower_sees_what_committed_before(peers):
+    """The follower's read point is the leader's ReadIndex, not the commit index of
+    the next leader message it gets (sent before the entry committed, it would
+    let "already pinned" be answered from a state that lacks an unpin)."""
+    leader = peers.leader()
+    follower = next(p for p in peers.ids if p != leader)
+    lagging = peers.services[follower]
+    peers.net.held[follower] = []  # the leader's appends to it wait in the network
+    peers.run(peers.services[leader].log_pin(pin(3)))  # committed by the other two
+    assert not lagging.state.has(cid(3))
+    synced = lagging.wait_for_sync()
+    peers.clock.advance(1.0)
+    assert not synced.called  # the leader answered, the entry is not applied here yet
+    # the oldest held message, sent before the entry committed, arrives first
+    peers.net.release(follower, 1)
+    peers.clock.advance(1.0)
+    assert not synced.called and not lagging.state.has(cid(3))
+    peers.net.release(follower)
+    peers.run(synced)
+    assert lagging.state.has(cid(3))
+
+
+def test_wait_for_sync_retries_when_the_leader_is_gone(tmp_path):
+    p = Peers(tmp_path, wait_for_leader_timeout="20s")
+    try:
+        leader = p.leader()
+        follower = next(i for i in p.ids if i != leader)
+        p.run(p.services[leader].log_pin(pin(4)))
+        p.kill(leader)
+        p.run(p.services[follower].wait_for_sync())  # asks the next leader
+        assert p.services[follower].state.has(cid(4))
+        assert p.leader() != leader
+    finally:
+        p.stop()
 
 
 def test_pin_from_any_peer_is_committed_everywhere(peers):
@@ -381,6 +434,7 @@ class TLSPeer:
             (commands.ConsensusLogUnpin, c.rpc_log_unpin),
             (commands.ConsensusAddPeer, c.rpc_add_peer),
             (commands.ConsensusRmPeer, c.rpc_rm_peer),
+            (commands.ConsensusReadIndex, c.rpc_read_index),
         ]:
             self.responders.register_value(command, handler)
 

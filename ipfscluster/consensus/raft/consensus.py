@@ -381,6 +381,14 @@ class RaftConsensus(service.Service):
         """``Consensus.Peers``."""
         return self.peers()
 
+    def rpc_read_index(self, caller: str, _arg=None) -> defer.Deferred:
+        """``Consensus.ReadIndex`` on the leader: its read index (NotLeader if we are not)."""
+        return self._track(self._read_index_here())
+
+    async def _read_index_here(self) -> int:
+        self._check_leader()
+        return await self.node.read_barrier()
+
     # --- internals ------------------------------------------------------------------
 
     def _track(self, coro) -> defer.Deferred:
@@ -422,23 +430,46 @@ class RaftConsensus(service.Service):
                 "majority of the peers run and reach each other" % timeout) from None
 
     async def _wait_for_sync(self, timeout: float | None) -> None:
+        """Wait until everything committed before the call is applied here.
+
+        The read point always comes from the leader's ReadIndex (asked over
+        ``Consensus.ReadIndex`` by a follower): a follower's own commit index, or the
+        one in the next message it gets from the leader, may predate an entry
+        committed just before the call (that message may have been sent earlier),
+        and an "already pinned" answered from such a state is lost (found by the
+        process-level fault suite behind the chaos proxies).
+        """
         if timeout is None:
             timeout = self.config.wait_for_leader_timeout.seconds
-        started = self.clock.seconds()
-        await self._wait_for_leader(timeout)
-        remaining = max(0.0, timeout - (self.clock.seconds() - started))
-        d = self.node.sync_point()
-        d.addCallback(self.node.when_applied)
-        d.addTimeout(remaining, self.clock)
-        try:
-            await d
-        except defer.TimeoutError:
-            raise OperationTimeout(
-                "timed out waiting for the Raft log to be applied (commit %d, applied %d)"
-                % (self.node.commit, self.node.applied)) from None
-        except NotLeader:
-            # leadership moved while we asked: one more round with the new leader
-            await self._wait_for_sync(max(0.0, timeout - (self.clock.seconds() - started)))
+        deadline = self.clock.seconds() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - self.clock.seconds())
+
+        while True:
+            leader = await self._wait_for_leader(remaining())
+            if leader == self.peer_id:
+                d = defer.maybeDeferred(self.node.read_barrier)
+            else:
+                d = self.rpc.call(leader, "Consensus", "ReadIndex",
+                                  timeout=min(remaining(), self.config.network_timeout.seconds))
+            d.addCallback(self.node.when_applied)
+            d.addTimeout(remaining(), self.clock)
+            try:
+                await d
+                return
+            except defer.TimeoutError:
+                raise OperationTimeout(
+                    "timed out waiting for the Raft log to be applied (commit %d, applied %d)"
+                    % (self.node.commit, self.node.applied)) from None
+            except (NotLeader, PeerUnreachable, OperationTimeout) as exc:
+                # leadership moved, or the leader we knew is gone: ask the next one
+                if remaining() <= 0:
+                    raise OperationTimeout(
+                        "timed out waiting for the Raft log to be applied: %s" % exc) from None
+                log.debug("sync point from {leader} failed: {error}; retrying",
+                          leader=leader, error=exc)
+                await self._sleep(min(remaining(), self.config.heartbeat_timeout.seconds / 4))
 
     async def _commit(self, op: str, pin: Pin) -> None:
         method = "LogPin" if op == PIN_OP else "LogUnpin"
