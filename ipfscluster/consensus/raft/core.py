@@ -32,7 +32,10 @@ check-quorum [thesis §9.6] (a leader steps down as soon as it has not heard fro
 majority within the last election timeout; a follower that heard from its leader
 within that time ignores vote requests unless they come from a leadership
 transfer), log replication with a fast
-conflict back-off hint (conflicting term and its first index) [§5.3], flow control
+conflict back-off hint (conflicting term and its first index) [§5.3] (a follower
+that lost acknowledged entries, its data folder wiped, says so in answer to the
+next heartbeat, whose commit index is then beyond its log; the leader probes it
+from its real end at once instead of at the next write), flow control
 (a probing follower gets one AppendEntries at a time, a replicating one at most
 ``max_inflight``), the commit rule of §5.4.2 (only entries of the current term are
 committed by counting), a no-op entry on election, ReadIndex reads [thesis §6.4]
@@ -690,6 +693,15 @@ class RaftCore:
         self._send(AppendResponse(self.id, m.src, self.term, True, last_new))
 
     def _handle_heartbeat(self, m: Heartbeat) -> None:
+        if m.commit > self.last_index:
+            # a leader only announces a commit index up to what we acknowledged: our
+            # log lost entries it counts on (data folder wiped or replaced).  Say where
+            # it ends (a rejection with index 0, which no append gets), so the leader
+            # sends them (or a snapshot) now instead of when the next entry is written
+            self._send(HeartbeatResponse(self.id, m.src, self.term, m.read_seq))
+            self._send(AppendResponse(self.id, m.src, self.term, False, 0,
+                                      self.last_index + 1, 0))
+            return
         new_commit = min(m.commit, self.last_index)
         if new_commit > self.commit:
             self.commit = new_commit
@@ -756,8 +768,10 @@ class RaftCore:
 
     def _handle_append_response(self, peer: str, pr: _Progress, m: AppendResponse) -> None:
         if not m.success:
-            if m.index == 0 and m.hint_index == 0:
-                return  # a term notification, handled by the term check
+            if m.index == 0:
+                if m.hint_index:
+                    self._handle_lost_entries(peer, pr, m.hint_index - 1)
+                return  # hint_index 0: a term notification, handled by the term check
             if pr.state == REPLICATE:
                 if m.index <= pr.match:
                     return  # stale
@@ -798,6 +812,15 @@ class RaftCore:
             self._send_append(peer, pr)
         if self.transferee == peer and pr.match == self.last_index:
             self._send(TimeoutNow(self.id, peer, self.term))
+
+    def _handle_lost_entries(self, peer: str, pr: _Progress, last: int) -> None:
+        """A heartbeat's answer: the follower's log ends at ``last``, below what it
+        acknowledged (it lost its data).  Probe from there (a snapshot if compacted)."""
+        if pr.state == SNAPSHOT or last >= pr.match:
+            return  # a snapshot is on its way, or the answer is older than an ack
+        pr.match = last
+        pr.become_probe()
+        self._send_append(peer, pr)
 
     def _last_index_of_term(self, term: int, upto: int) -> int | None:
         i = min(upto, self.last_index)

@@ -150,6 +150,9 @@ class AppendResponse:
     ``hint_index``/``hint_term`` say where the conflict is: ``hint_term`` 0 means
     "my log ends before ``hint_index``"; otherwise ``hint_term`` is my term at the
     rejected index and ``hint_index`` the first index I hold of that term.
+    ``index`` 0 answers a Heartbeat whose commit index is beyond the follower's log
+    (it lost entries it had acknowledged): ``hint_index`` is one past its last entry
+    (``hint_index`` 0 too: a plain notification of the follower's newer term).
     """
 
     src: str
