@@ -13,8 +13,8 @@ Three ``twistd -n ipfs-cluster`` processes with fake kubo daemons
   as an :class:`~ipfscluster.testing.linearizability.Operation` with its call and
   return times; a request that failed in a way that may still have taken effect
   (connection lost, timeout, 5xx) gets ``ret = inf`` (unknown outcome); an unpin
-  answered 404 (the CID was not in the state, nothing was proposed) and failed
-  reads are left out.
+  answered 404 (the CID was not in the state, nothing was proposed) is a read of
+  "not pinned"; failed reads are left out.
 - **a nemesis** kills the leader with SIGKILL, waits until the survivors commit a
   pin again (recorded as ``failover_s``), restarts the killed peer and waits until
   it is ready; the leader named by the restarted peer's ``consensus ready`` line is
@@ -115,7 +115,10 @@ class Run:
         except APIError as err:
             self._count(f"{kind} {err.code}")
             if kind == UNPIN and err.code == 404:
-                return  # not in the state: nothing was proposed
+                # nothing was proposed: the peer read "not pinned" from a state in
+                # sync with the leader, so it counts as a read of "absent"
+                self.history.append(Operation(worker, STATUS, cid, call, self.now(), False))
+                return
             ret = UNKNOWN
         except Exception as err:  # unreachable / timeout: outcome unknown
             self._count(f"{kind} {type(err).__name__}")

@@ -1021,6 +1021,11 @@ class Cluster:
 
     async def _unpin(self, cid: CID) -> Pin:
         self._check_running()
+        if not self.c.state.has(cid):
+            # this peer's shared state may lag (a pin committed through another peer
+            # and acknowledged, not applied here yet): say "not pinned" only from a
+            # state in sync with the leader
+            await self.c.consensus.wait_for_sync()
         try:
             pin = self.c.state.get(cid)
         except NotFound:
