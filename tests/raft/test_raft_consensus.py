@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 
 import attrs
 import pytest
@@ -279,6 +280,38 @@ def test_wait_for_sync_retries_when_the_leader_is_gone(tmp_path):
         p.run(p.services[follower].wait_for_sync())  # asks the next leader
         assert p.services[follower].state.has(cid(4))
         assert p.leader() != leader
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["by-append", "by-snapshot"])
+def test_follower_with_a_wiped_data_folder_is_ready_only_once_caught_up(tmp_path, compacted):
+    """A follower restarted on an empty Raft folder gets the state on the idle cluster
+    (no new write), and says "ready" only once it holds what was committed."""
+    p = Peers(tmp_path, trailing_logs=0, snapshot_threshold=1)
+    try:
+        leader = p.leader()
+        for n in range(5):
+            p.run(p.services[leader].log_pin(pin(n)))
+        follower = next(i for i in p.ids if i != leader)
+        folder = p.services[follower].data_folder
+        core = p.services[leader].node.core
+        # the leader knows the follower has everything (nothing left to send it)
+        p.settle(lambda: core._progress[follower].match == core.last_index)
+        if compacted:
+            assert p.services[leader].node.take_snapshot(force=True)
+        p.kill(follower)
+        shutil.rmtree(folder)
+        last_index = p.services[leader].node.core.last_index
+        started = p.clock.seconds()
+        back = p.start(follower)
+        seen = []
+        p.run(back.ready().addCallback(lambda _: seen.append(back.state.count())))
+        assert seen == [5]
+        assert p.clock.seconds() - started < 3.0
+        assert {q.cid for q in back.state.list()} == {cid(n) for n in range(5)}
+        assert p.services[leader].node.core.last_index == last_index  # nothing written
+        assert back.node.snapshot_index == (back.node.applied if compacted else 0)
     finally:
         p.stop()
 

@@ -273,8 +273,17 @@ class RaftConsensus(service.Service):
         return None
 
     async def _become_ready(self):
-        await self.node.when_leader()
-        await self.node.when_applied(self.node.commit)
+        # ready once the leader's read index is applied here: the local commit index
+        # is 0 on a peer whose Raft data folder was wiped, and would say "ready" with
+        # an empty state
+        timeout = self.config.wait_for_leader_timeout.seconds
+        while True:
+            try:
+                await self._wait_for_sync(timeout)
+                break
+            except OperationTimeout as exc:
+                log.warn("consensus not ready after {secs}s ({error}); still waiting",
+                         secs=timeout, error=exc)
         self._ready = True
         log.info("consensus ready: leader {leader}, applied {index}",
                  leader=self.node.leader_id, index=self.node.applied)
