@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import deque
 from typing import Any, AsyncIterator, Iterable
 
 import attrs
@@ -84,6 +85,10 @@ _LOCAL_HOSTS = ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")
 #: how often the peerset is checked (reference §10.2 watchPeers: 5 s)
 WATCH_PEERS_INTERVAL = 5.0
 RPC_PROTOCOL = "/ipfscluster/%s/rpc" % ipfscluster.__version__
+#: size of the first page asked of each peer by ``status_all`` (small: the first
+#: line goes out fast), then of the following pages
+STATUS_FIRST_PAGE = 100
+STATUS_PAGE = C.DEFAULT_PAGE_SIZE
 
 
 def now_ns(clock) -> int:
@@ -1084,10 +1089,7 @@ class Cluster:
 
     @staticmethod
     def _global(cid, infos: Iterable[PinInfo]) -> GlobalPinInfo:
-        gpi = GlobalPinInfo(cid)
-        for info in infos:
-            gpi = gpi.add(info)
-        return gpi
+        return GlobalPinInfo.from_pin_infos(cid, infos)
 
     async def _fanout_one(self, command, cid: CID, members) -> GlobalPinInfo:
         results = await self.c.rpc_client.call_all(members, command, {"cid": str(cid)})
@@ -1129,31 +1131,30 @@ class Cluster:
                     yield gpi
             return
         members = [self.peer_id] if local else await self._members()
-        merged: dict = {}
-        order: list = []
-
-        async def collect(peer):
-            try:
-                async for page in self.c.rpc_client.iter_pages(peer, C.PinTrackerStatusAll):
-                    for info in page:
-                        if info.cid not in merged:
-                            order.append(info.cid)
-                            merged[info.cid] = [info]
-                        else:
-                            merged[info.cid].append(info)
-            except ClusterError as err:
-                return err
-            return None
-
-        outcomes = await defer.gatherResults(
-            [defer.Deferred.fromCoroutine(collect(p)) for p in members]
-        )
-        failed = {p: e for p, e in zip(members, outcomes) if e is not None}
-        for cid in order:
-            infos = merged[cid] + [self._error_info(cid, p, str(e)) for p, e in failed.items()]
-            gpi = self._global(cid, infos)
-            if status_filter is None or gpi.match(status_filter):
-                yield gpi
+        # Every peer hands out its local state in pages in binary CID order; the
+        # pages are merged as they come (one page ahead per peer), so the first
+        # line leaves after the first page of each peer and memory stays bounded.
+        streams = [_StatusPages(self.c.rpc_client, peer) for peer in members]
+        try:
+            while True:
+                for stream in streams:
+                    while not stream.items and not stream.done:
+                        await stream.fill()
+                live = [s for s in streams if s.items]
+                if not live:
+                    return
+                key = min(s.items[0][0] for s in live)
+                infos = [s.items.popleft()[1] for s in live if s.items[0][0] == key]
+                cid = infos[0].cid
+                for stream in streams:
+                    if stream.error is not None:  # failed earlier: it has no items left
+                        infos.append(self._error_info(cid, stream.peer, stream.error))
+                gpi = self._global(cid, infos)
+                if status_filter is None or gpi.match(status_filter):
+                    yield gpi
+        finally:
+            for stream in streams:
+                stream.close()
 
     async def _fanout_all(self, command, local: bool) -> AsyncIterator[GlobalPinInfo]:
         members = [self.peer_id] if local else await self._members()
@@ -1330,19 +1331,57 @@ class Cluster:
         host, port = addr
         return str(Multiaddr.from_host_port(host, port).with_peer_id(peer))
 
-    async def _tracker_status_page(self, caller, cursor=None, limit=None):
-        limit = limit or C.DEFAULT_PAGE_SIZE
-        items = list(await defer.maybeDeferred(self.c.tracker.status_all))
-        items.sort(key=lambda info: str(info.cid))
-        start = 0
-        if cursor:
-            keys = [str(i.cid) for i in items]
-            import bisect
+    def _tracker_status_page(self, caller, cursor=None, limit=None):
+        """``PinTracker.StatusAll``: one page of the local state, in binary CID order
+        (the tracker pages it itself: O(log n + page) per page)."""
+        d = self.c.tracker.status_page(cursor or None, limit or C.DEFAULT_PAGE_SIZE)
+        return d.addCallback(lambda page: {"items": page[0], "next_cursor": page[1]})
 
-            start = bisect.bisect_right(keys, cursor)
-        page = items[start : start + limit]
-        next_cursor = str(page[-1].cid) if start + limit < len(items) and page else None
-        return {"items": page, "next_cursor": next_cursor}
+
+class _StatusPages:
+    """One peer's ``PinTracker.StatusAll`` pages for the ``status_all`` merge.
+
+    ``items`` holds ``(binary CID, PinInfo)`` of the pages received and not merged
+    yet; the next page is asked for as soon as one arrives, so at most two pages
+    per peer are in memory.  A failed page ends the stream with ``error`` set.
+    """
+
+    def __init__(self, rpc_client, peer: str):
+        self.rpc_client = rpc_client
+        self.peer = peer
+        self.items: deque = deque()
+        self.error: str | None = None
+        self.done = False
+        self._next: defer.Deferred | None = self._ask(None, STATUS_FIRST_PAGE)
+
+    def _ask(self, cursor, limit) -> defer.Deferred:
+        d = self.rpc_client.call_command(self.peer, C.PinTrackerStatusAll, {"cursor": cursor, "limit": limit})
+        return d.addBoth(lambda outcome: [outcome])  # a failure is a value here, never unhandled
+
+    async def fill(self) -> None:
+        """Wait for the next page (items, or ``done``)."""
+        d, self._next = self._next, None
+        if d is None:
+            self.done = True
+            return
+        (outcome,) = await d
+        if isinstance(outcome, defer.Failure):
+            outcome.trap(ClusterError, defer.CancelledError)
+            self.error = outcome.getErrorMessage() or type(outcome.value).__name__
+            self.done = True
+            return
+        cursor = outcome.get("next_cursor")
+        if cursor is not None:
+            self._next = self._ask(cursor, STATUS_PAGE)
+        else:
+            self.done = True
+        self.items.extend((info.cid.to_bytes(), info) for info in outcome["items"])
+
+    def close(self) -> None:
+        """Stop asking (the merge ended or was abandoned)."""
+        d, self._next = self._next, None
+        if d is not None and not d.called:
+            d.cancel()
 
 
 async def _listed(d) -> list:

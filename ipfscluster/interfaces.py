@@ -275,6 +275,18 @@ class IPinTracker(IComponent):
         only with :class:`~ipfscluster.errors.ShuttingDown`.
         """
 
+    def status_page(after=None, limit=1000, status_filter=None):
+        """Return a Deferred firing ``(items, cursor)``: one page of ``status_all``.
+
+        ``items`` are up to ``limit`` ``PinInfo`` of tracked CIDs after the CID
+        ``after`` (None: from the first) in binary CID order (``cid.to_bytes()``,
+        the order of ``IState.list()``), so every peer pages in the same order;
+        ``cursor`` is the text of the last CID when more may follow, else None.
+        Each page costs O(log n + limit).  Fails with
+        :class:`~ipfscluster.errors.InvalidCID` for a bad cursor, or
+        :class:`~ipfscluster.errors.ShuttingDown`.
+        """
+
     def sync(cid):
         """Check the CID ``cid`` against the ipfs state and fix the local status.
 

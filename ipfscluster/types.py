@@ -49,7 +49,7 @@ import datetime
 import enum
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -1252,6 +1252,25 @@ class GlobalPinInfo:
     def from_pin_info(cls, info: PinInfo) -> GlobalPinInfo:
         """A GlobalPinInfo with the single peer of ``info``."""
         return cls(info.cid).add(info)
+
+    @classmethod
+    def from_pin_infos(cls, cid: CID, infos: Iterable[PinInfo]) -> GlobalPinInfo:
+        """The GlobalPinInfo of ``cid`` with each of ``infos`` added in turn (as
+        :meth:`add` does), built at once: one value instead of one per peer.
+
+        Raises InvalidInput if an item is about another CID.
+        """
+        peer_map = {}
+        described = None
+        for info in infos:
+            if info.cid != cid:
+                raise InvalidInput(f"cannot add the status of {info.cid} to that of {cid}")
+            peer_map[info.peer] = info.to_short()
+            if info.status and not info.status & TrackerStatus.CLUSTER_ERROR:
+                described = info
+        if described is None:
+            return cls(cid, peer_map=peer_map)
+        return cls(cid, peer_map=peer_map, **{n: getattr(described, n) for n in _HEADER_NAMES})
 
     def add(self, info: PinInfo) -> GlobalPinInfo:
         """Return a copy with ``info.peer``'s status set to ``info``.

@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from itertools import islice
 
 import attrs
 from twisted.application.service import Service
@@ -107,9 +108,15 @@ from ipfscluster.pintracker.localstate import Entry, LocalState
 from ipfscluster.pintracker.queue import Operation, OperationQueue, OpKind
 from ipfscluster.types import IPFSPinStatus, Pin, PinInfo, TrackerStatus, ns_from_seconds
 
-__all__ = ["Goal", "MapPinTracker", "MSG"]
+__all__ = ["Goal", "MapPinTracker", "MSG", "STATE_SYNC_CHUNK"]
 
 log = Logger(namespace="pintracker")
+
+#: pins of the shared state handled per reactor turn by :meth:`MapPinTracker.state_sync`
+#: (a chunk takes a few milliseconds, so the peer keeps answering meanwhile)
+STATE_SYNC_CHUNK = 500
+#: default and largest size of a :meth:`MapPinTracker.status_page` page
+STATUS_PAGE_SIZE = 1000
 
 S = TrackerStatus
 
@@ -202,6 +209,12 @@ class MapPinTracker(Service):
         self._pump_again = False
         self._sync_interval = ipfs_sync_interval
         self._sync_loop: task.LoopingCall | None = None
+        self._state_sync_lock = defer.DeferredLock()
+        # binary CIDs that track/untrack changed while a state_sync pass runs (the
+        # pass then leaves them alone: its snapshot of the shared state is older)
+        self._sync_touched: set[bytes] | None = None
+        self._full_count: int | None = None  # counts queue-full errors instead of logging each
+        self._pending: defer.Deferred | None = None  # what a state_sync pass waits for
 
     # --- service ---------------------------------------------------------------------
 
@@ -220,6 +233,8 @@ class MapPinTracker(Service):
         if self._sync_loop is not None and self._sync_loop.running:
             self._sync_loop.stop()
         self._sync_loop = None
+        if self._pending is not None:
+            self._pending.cancel()  # a state_sync pass ends with ShuttingDown
         for op in self._queue.clear():
             entry = self._state.get(op.cid)
             if entry is not None and entry.queued is op:
@@ -363,7 +378,10 @@ class MapPinTracker(Service):
         if self._queue.full:
             message = _FULL[kind]
             self._set(entry, _FAILED[kind], message)
-            log.warn("{kind} of {cid} not queued: {error}", kind=kind.value, cid=entry.cid, error=message)
+            if self._full_count is not None:  # a state_sync pass logs one summary
+                self._full_count += 1
+            else:
+                log.warn("{kind} of {cid} not queued: {error}", kind=kind.value, cid=entry.cid, error=message)
             raise QueueFull(
                 f"{message}: {len(self._queue)} operations are waiting; wait for the queue to "
                 "drain (or raise pin_tracker.maptracker.max_pin_queue_size) and retry",
@@ -473,6 +491,8 @@ class MapPinTracker(Service):
         Fires None once queued (or marked ``remote``); fails with QueueFull or
         ShuttingDown.
         """
+        if self._sync_touched is not None:
+            self._sync_touched.add(pin.cid.to_bytes())
         return self._apply(self._track, pin)
 
     def _apply(self, change, arg):
@@ -501,6 +521,8 @@ class MapPinTracker(Service):
         Fires None once the unpin is queued (or the CID dropped); unknown CIDs are
         a no-op.  Fails with QueueFull or ShuttingDown.
         """
+        if self._sync_touched is not None:
+            self._sync_touched.add(cid.to_bytes())
         return self._apply(self._untrack, cid)
 
     def _untrack(self, cid: CID) -> Entry | None:
@@ -540,6 +562,30 @@ class MapPinTracker(Service):
         snapshot = self._state.infos()
         wanted = status_filter or S.UNDEFINED
         return defer.succeed(_filtered(snapshot, wanted))
+
+    def status_page(self, after=None, limit: int = STATUS_PAGE_SIZE, status_filter=None):
+        """Fire ``(items, cursor)``: up to ``limit`` ``PinInfo`` of tracked CIDs
+        after the CID ``after`` (a CID or its text; None: from the first), in
+        binary CID order (the order of the shared state's ``list()``), keeping
+        only statuses matching ``status_filter`` (None or ``UNDEFINED``: all).
+
+        ``cursor`` is the text of the last CID when more may follow (pass it as
+        ``after`` for the next page), else None.  Each page costs O(log n + limit):
+        nothing is copied or sorted.  Fails with InvalidCID for a bad cursor, or
+        ShuttingDown.
+        """
+        if self._closed:
+            return defer.fail(_shutting_down())
+        try:
+            key = None
+            if after is not None and after != "":
+                key = (after if isinstance(after, CID) else CID.parse(after)).to_bytes()
+        except ClusterError as e:
+            return defer.fail(e)
+        limit = max(1, min(int(limit or STATUS_PAGE_SIZE), STATUS_PAGE_SIZE))
+        items, last = self._state.page(key, limit, status_filter or None)
+        cursor = str(items[-1].cid) if last is not None else None
+        return defer.succeed((items, cursor))
 
     def pin_queue_size(self):
         """Number of operations waiting (not running) in the queue."""
@@ -800,43 +846,171 @@ class MapPinTracker(Service):
         """Reconcile the local state with the shared state ``pins`` (the cluster's
         StateSync, every ``state_sync_interval`` and after consensus start/join).
 
-        ``pins`` is consumed once, synchronously (e.g. ``IState.list()``).  A pin
-        not tracked here is tracked; a tracked pin whose allocation changed
-        (remote ↔ pinned here), whose mode changed or that was being untracked is
-        tracked again; a tracked CID absent from ``pins`` is untracked.  Fires the
-        list of ``PinInfo`` of the CIDs acted on (a queue-full error shows in the
-        item, it does not fail the call).  Fails with ShuttingDown.
+        ``pins`` is a snapshot iterator of the shared state (``IState.list()``),
+        consumed in chunks of :data:`STATE_SYNC_CHUNK` pins, one chunk per reactor
+        turn, so a large state never blocks the peer.  A pin not tracked here is
+        tracked; a tracked pin whose allocation changed (remote ↔ pinned here),
+        whose mode changed or that was being untracked is tracked again; a tracked
+        CID absent from ``pins`` is untracked.  A CID that ``track``/``untrack``
+        changed while the pass runs is left alone (the snapshot is older).
+
+        Before queueing the first pin this peer does not track yet, the daemon is
+        asked for its pins once (``pin_ls`` recursive and direct): a pin it already
+        holds is marked ``pinned`` without any IPFS call (a restarted peer does not
+        pin its whole share again).  If the daemon cannot answer, such pins are
+        queued as usual.
+
+        Pins that do not fit in the queue are left in ``pin_error`` "pin queue is
+        full" (a later sync/recover retries them) and counted in ONE summary log
+        line, not one line per pin.  Passes never overlap (a call waits for the
+        running pass).  Fires the list of ``PinInfo`` of the CIDs acted on (a
+        queue-full error shows in the item, it does not fail the call).  Fails
+        with ShuttingDown.
         """
         if self._closed:
             return defer.fail(_shutting_down())
+        return self._state_sync_lock.run(lambda: defer.Deferred.fromCoroutine(self._state_sync(pins)))
+
+    async def _state_sync(self, pins: Iterable[Pin]) -> list[PinInfo]:
+        self._check_open()
         self._generation += 1
         generation = self._generation
-        acted: list[Entry] = []
+        touched = self._sync_touched = set()
+        pass_ = _StateSyncPass(generation, touched)
         try:
-            for pin in pins:
-                entry = self._state.get(pin.cid)
-                if entry is None or self._needs_track(entry, pin):
-                    try:
-                        entry = self._track(pin)
-                    except QueueFull:
-                        entry = self._state.get(pin.cid)
-                    acted.append(entry)
-                entry.shared = generation
+            iterator = iter(pins)
+            while True:
+                chunk = list(islice(iterator, STATE_SYNC_CHUNK))
+                if not chunk:
+                    break
+                if pass_.daemon is None and any(self._is_fresh(pin) for pin in chunk):
+                    pass_.daemon = await self._daemon_pins()
+                self._state_sync_chunk(chunk, pass_)
+                if len(chunk) == STATE_SYNC_CHUNK:
+                    await self._next_turn()
             stale = [
                 e for e in self._state.entries()
                 if e.shared != generation and e.goal is not Goal.GONE and e.info is not None
             ]
-            for entry in stale:
+            for start in range(0, len(stale), STATE_SYNC_CHUNK):
+                if start:
+                    await self._next_turn()
+                self._untrack_stale(stale[start:start + STATE_SYNC_CHUNK], pass_)
+        except defer.CancelledError:
+            raise _shutting_down() from None
+        finally:
+            if self._sync_touched is touched:
+                self._sync_touched = None
+            self._pump()
+        pass_.log_summary()
+        return [self._current(e) for e in pass_.acted]
+
+    def _is_fresh(self, pin: Pin) -> bool:
+        """True when tracking ``pin`` would queue a pin of a CID untracked here."""
+        entry = self._state.get(pin.cid)
+        return (entry is None or (entry.info is None and entry.idle)) and self._goal_of(pin) is Goal.PIN
+
+    async def _daemon_pins(self):
+        """``(recursive, direct)``: sets of the binary CIDs the daemon pins, or
+        False when it cannot answer (logged)."""
+        recursive: set[bytes] = set()
+        direct: set[bytes] = set()
+
+        def receive(cid, ipfs_status):
+            if ipfs_status is IPFSPinStatus.RECURSIVE:
+                recursive.add(cid.to_bytes())
+            elif ipfs_status is IPFSPinStatus.DIRECT:
+                direct.add(cid.to_bytes())
+
+        try:
+            for type_filter in ("recursive", "direct"):
+                self._pending = defer.maybeDeferred(self.connector.pin_ls, type_filter, receive)
+                try:
+                    await self._pending
+                finally:
+                    self._pending = None
+        except ClusterError as e:
+            log.warn("state sync: the IPFS daemon could not list its pins ({error}); pins not "
+                     "tracked yet are queued without checking it", error=str(e))
+            return False
+        self._check_open()
+        return recursive, direct
+
+    async def _next_turn(self) -> None:
+        """Let the reactor run (other calls, I/O) before the next chunk."""
+        self._pending = task.deferLater(self.clock, 0, lambda: None)
+        try:
+            await self._pending
+        finally:
+            self._pending = None
+        self._check_open()
+
+    def _state_sync_chunk(self, chunk: list[Pin], pass_: "_StateSyncPass") -> None:
+        """Apply one chunk of the shared state (synchronously: one reactor turn)."""
+        state = self._state
+        touched = pass_.touched
+        daemon = pass_.daemon
+        self._full_count = 0
+        try:
+            for pin in chunk:
+                cid = pin.cid
+                if touched and cid.to_bytes() in touched:
+                    continue
+                entry = state.get(cid)
+                if entry is None or self._needs_track(entry, pin):
+                    if daemon and self._pinned_on_daemon(entry, pin, daemon):
+                        entry = self._mark_pinned(entry, pin)
+                        pass_.already_pinned += 1
+                    else:
+                        try:
+                            entry = self._track(pin)
+                        except QueueFull:
+                            entry = state.get(cid)
+                    pass_.acted.append(entry)
+                entry.shared = pass_.generation
+        finally:
+            pass_.queue_full += self._full_count
+            self._full_count = None
+            self._pump()
+
+    def _pinned_on_daemon(self, entry: Entry | None, pin: Pin, daemon) -> bool:
+        """True when ``pin`` is wanted here, not tracked, and the daemon's pin covers it."""
+        if entry is not None and (entry.info is not None or not entry.idle):
+            return False
+        if self._goal_of(pin) is not Goal.PIN:
+            return False
+        recursive, direct = daemon
+        key = pin.cid.to_bytes()
+        return key in recursive or (pin.max_depth == 0 and key in direct)
+
+    def _mark_pinned(self, entry: Entry | None, pin: Pin) -> Entry:
+        """Track ``pin`` as already ``pinned`` on the daemon (no IPFS call)."""
+        if entry is None:
+            entry = self._state.setdefault(pin.cid, pin, Goal.PIN)
+        entry.pin = pin
+        entry.goal = Goal.PIN
+        entry.pinned_depth = pin.max_depth
+        self._set(entry, S.PINNED, attempts=0, priority=False)
+        return entry
+
+    def _untrack_stale(self, entries: list[Entry], pass_: "_StateSyncPass") -> None:
+        """Untrack the entries of one chunk that the shared state no longer has."""
+        touched = pass_.touched
+        self._full_count = 0
+        try:
+            for entry in entries:
+                if (entry.shared == pass_.generation or entry.goal is Goal.GONE or entry.info is None
+                        or (touched and entry.cid.to_bytes() in touched)):
+                    continue  # changed since the list was made
                 try:
                     self._untrack(entry.cid)
                 except QueueFull:
                     pass
-                acted.append(entry)
+                pass_.acted.append(entry)
         finally:
+            pass_.queue_full += self._full_count
+            self._full_count = None
             self._pump()
-        if acted:
-            log.info("state sync: {count} items re-tracked or untracked", count=len(acted))
-        return defer.succeed([self._current(e) for e in acted])
 
     def _needs_track(self, entry: Entry, pin: Pin) -> bool:
         if entry.info is None and entry.idle:
@@ -845,6 +1019,34 @@ class MapPinTracker(Service):
 
 
 _PRESENT = (IPFSPinStatus.RECURSIVE, IPFSPinStatus.DIRECT)
+
+
+class _StateSyncPass:
+    """What one state_sync pass found and did (for its result and its summary)."""
+
+    def __init__(self, generation: int, touched: set):
+        self.generation = generation
+        self.touched = touched
+        self.daemon = None  # None: not asked yet; False: could not answer; else (recursive, direct)
+        self.acted: list[Entry] = []
+        self.already_pinned = 0
+        self.queue_full = 0
+
+    def log_summary(self) -> None:
+        if not self.acted:
+            return
+        log.info(
+            "state sync: {count} items re-tracked or untracked ({pinned} already pinned on IPFS, "
+            "{full} not queued: pin queue is full)",
+            count=len(self.acted), pinned=self.already_pinned, full=self.queue_full,
+        )
+        if self.queue_full:
+            log.warn(
+                "state sync: {full} items did not fit in the pin queue and are in pin_error/unpin_error "
+                "\"queue is full\"; they are retried by the next sync/recover (raise "
+                "pin_tracker.maptracker.max_pin_queue_size to queue more at once)",
+                full=self.queue_full,
+            )
 
 
 def _satisfies(ipfs_status, max_depth: int) -> bool:
