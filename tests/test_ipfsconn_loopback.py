@@ -15,7 +15,7 @@ from twisted.internet import reactor, task
 from ipfscluster.cid import CID, RAW, sha256_multihash
 from ipfscluster.config.durations import Duration
 from ipfscluster.config.ipfshttp import IPFSHTTPConfig
-from ipfscluster.errors import IPFSUnreachable, OperationTimeout
+from ipfscluster.errors import IPFSError, IPFSUnreachable, OperationTimeout
 from ipfscluster.ipfsconn import IPFSHTTPConnector
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.testing.connector_contract import ConnectorContract
@@ -106,3 +106,20 @@ async def test_connector_started_before_its_daemon_waits_for_it(kubo):
         assert (await conn.id()).id == kubo.peer_id
     finally:
         await conn.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_arguments_and_bodies_arrive_as_sent(kubo, connector):
+    """The production client formats the query itself: a value needing quoting
+    (space, ``+``, ``&``, ``=``, non-ASCII) reaches the daemon unchanged, and a body
+    bigger than one write is streamed whole."""
+    await connector.ready()
+    added = kubo.add_bytes(b"quoting\n", pin=False)
+    path = f"/ipfs/{added.cid}/a b+c&d=\u00e9/%41"
+    with pytest.raises(IPFSError):
+        await connector.resolve(path)  # no such link: only the request matters here
+    seen = [call for call in kubo.requests if call.endpoint == "resolve"]
+    assert seen[-1].args == (path,)
+    big = bytes(range(256)) * 1024  # 256 KiB: over the client's single-write limit
+    cid = await connector.block_put(big)
+    assert await connector.block_get(cid) == big
