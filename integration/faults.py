@@ -247,14 +247,29 @@ class Run:
             out[peer.index] = {str(pin.cid) async for pin in self.clients[peer.index].allocations()}
         return out
 
-    async def converge(self, seconds: float = 60.0) -> dict[int, set[str]]:
-        """Wait until every peer's shared state is the same; return them."""
+    async def _settled(self, what: str, probe, seconds: float):
+        """Call ``probe()`` until it returns ``(True, value)`` or ``seconds`` pass;
+        a failed request is one more try (peers reconnect after the faults), the
+        last one raises."""
         deadline = self.now() + seconds
         while True:
-            states = await self.shared_states()
-            if len({frozenset(s) for s in states.values()}) == 1 or self.now() > deadline:
-                return states
+            try:
+                done, value = await probe()
+            except Exception as err:
+                if self.now() > deadline:
+                    raise
+                self._count(f"{what} {type(err).__name__}")
+                done, value = False, None
+            if done or self.now() > deadline:
+                return value
             await task.deferLater(self.reactor, 0.2, lambda: None)
+
+    async def converge(self, seconds: float = 60.0) -> dict[int, set[str]]:
+        """Wait until every peer's shared state is the same; return them."""
+        async def probe():
+            states = await self.shared_states()
+            return len({frozenset(s) for s in states.values()}) == 1, states
+        return await self._settled("converge", probe, seconds)
 
     async def final_reads(self, states) -> None:
         """One status read per CID and peer, after convergence, into the history."""
@@ -265,18 +280,17 @@ class Run:
 
     async def daemons_pinned(self, pinned: set[str], seconds: float = 60.0) -> list[str]:
         """CIDs some peer's tracker does not report pinned (after waiting)."""
-        deadline = self.now() + seconds
         client = self.clients[0]
-        while True:
+
+        async def probe():
             missing = []
             for cid in sorted(pinned):
                 gpi = await client.status(cid)
                 if any(info.status.name.lower() != "pinned" for info in gpi.peer_map.values()) \
                         or len(gpi.peer_map) != len(self.cluster.peers):
                     missing.append(cid)
-            if not missing or self.now() > deadline:
-                return missing
-            await task.deferLater(self.reactor, 0.5, lambda: None)
+            return not missing, missing
+        return await self._settled("daemons", probe, seconds)
 
     async def close(self) -> None:
         for client in self.clients.values():

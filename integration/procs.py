@@ -184,12 +184,16 @@ class ProcessCluster:
         return self.proxies
 
     def isolate(self, peer: PeerProcess, mode: str = "blackhole") -> None:
-        """Apply ``mode`` to every link to and from ``peer`` (``"ok"`` heals)."""
+        """Apply ``mode`` to every link to and from ``peer`` (``"ok"`` heals).
+
+        Every change resets the link's connections, healing too: a connection that
+        lost bytes in the proxy (a TLS handshake or an AMP frame) could never go on,
+        where real TCP would have sent them again after the partition healed.
+        """
         for (i, j), proxy in self.proxies.items():
             if peer.index in (i, j):
                 proxy.set_mode(mode)
-                if mode != "ok":
-                    proxy.reset()
+                proxy.reset()
 
     # --- processes ----------------------------------------------------------------------
 
