@@ -149,15 +149,16 @@ def _no_state(data_folder: str) -> NotFound:
 
 
 def stored_version(data_folder: str) -> int | None:
-    """The state format version of the newest Raft snapshot, None without one.
+    """The state format version of the newest intact Raft snapshot, None without one.
 
-    Reads the header only; needs no lock.  JSON payloads (upstream backups) report
+    Needs no lock.  A damaged newer snapshot is skipped (the start-up reports it and
+    decides whether an older one may serve).  JSON payloads (upstream backups) report
     the version they declare (1 for a bare map).
     """
     folder = os.path.join(data_folder, "snapshots")
     if not os.path.isdir(folder):
         return None
-    meta = SnapshotStore(folder).latest()
+    meta = SnapshotStore(folder).latest_valid()
     if meta is None:
         return None
     with open(meta.path, "rb") as f:

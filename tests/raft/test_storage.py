@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipfscluster.consensus.raft.storage import RaftStorage, StoredEntry, entry_crc
+from ipfscluster.consensus.raft.storage import RaftStorage, StoredEntry, _hard_crc, entry_crc
 from ipfscluster.errors import (
     LogCompacted,
     LogUnavailable,
@@ -541,5 +541,11 @@ def _apply_model_op(s, m, op, folder):
         m.hard, m.commit = (op[1], op[2]), op[3]
     elif kind == "reopen":
         s.close()
+        if m.commit > m.last:  # committed entries are gone: never start without them
+            with pytest.raises(StorageCorrupted, match="committed entries are missing"):
+                RaftStorage.open(folder)
+            m.commit = 0
+            _tamper(folder, "UPDATE hard SET commit_index = 0, crc = ?",
+                    (_hard_crc(m.hard[0], m.hard[1], 0, *m.base),))
         s = RaftStorage.open(folder)
     return s

@@ -94,7 +94,8 @@ def file_name(term: int, index: int) -> str:
     return "snapshot-%020d-%020d.snap" % (term, index)
 
 
-def _fsync_folder(folder: str) -> None:
+def fsync_folder(folder: str) -> None:
+    """fsync a folder, so that a rename or a new file in it is durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -126,6 +127,9 @@ def read_meta(path: str) -> SnapshotMeta:
                 raise _corrupt(path, "it is not a snapshot file")
             if version != FORMAT_VERSION:
                 raise _corrupt(path, "format version %d is not supported" % version)
+            actual = os.fstat(f.fileno()).st_size
+            if _FIXED.size + config_len + _CRC.size > actual:  # never read a damaged length
+                raise _corrupt(path, "its header is truncated")
             config = f.read(config_len)
             crc = f.read(_CRC.size)
             if len(config) < config_len or len(crc) < _CRC.size:
@@ -133,7 +137,6 @@ def read_meta(path: str) -> SnapshotMeta:
             if _CRC.unpack(crc)[0] != zlib.crc32(fixed + config):
                 raise _corrupt(path, "its header checksum does not match")
             payload_offset = f.tell()
-            actual = os.fstat(f.fileno()).st_size
     except OSError as exc:
         raise _corrupt(path, "it cannot be read (%s)" % exc.strerror) from exc
     if actual != payload_offset + size:
@@ -141,8 +144,12 @@ def read_meta(path: str) -> SnapshotMeta:
                        % (actual - payload_offset, size))
     try:
         configuration = json.loads(config.decode("utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _corrupt(path, "its configuration cannot be decoded") from exc
+    named = _NAME.match(os.path.basename(path))
+    if named and (int(named.group(1)), int(named.group(2))) != (term, index):
+        raise _corrupt(path, "its header says term %d, index %d, not what its name says"
+                       % (term, index))
     return SnapshotMeta(path=path, term=term, index=index, configuration=configuration,
                         size=size, sha256=digest, payload_offset=payload_offset)
 
@@ -186,7 +193,7 @@ class SnapshotWriter:
         os.fsync(f.fileno())
         f.close()
         os.replace(self._tmp, self.path)
-        _fsync_folder(self._store.folder)
+        fsync_folder(self._store.folder)
         self._store.prune()
         return read_meta(self.path)
 
@@ -291,7 +298,7 @@ class SnapshotReceiver:
             _unlink(self._tmp)
             raise
         os.replace(self._tmp, self.path)
-        _fsync_folder(self._store.folder)
+        fsync_folder(self._store.folder)
         self._store.prune()
         return attrs.evolve(meta, path=self.path)
 
@@ -317,6 +324,8 @@ class SnapshotStore:
             os.makedirs(folder, mode=0o700, exist_ok=True)
             for name in os.listdir(folder):
                 if name.endswith((".tmp", ".partial")):
+                    log.warn("removing the unfinished Raft snapshot {path} (a write or a "
+                             "transfer was interrupted)", path=os.path.join(folder, name))
                     _unlink(os.path.join(folder, name))
         except OSError as exc:
             raise RaftStorageError(
@@ -446,6 +455,18 @@ class SnapshotStore:
         """The newest snapshot whose header is valid (payload not verified)."""
         for item in self.list():
             if isinstance(item, SnapshotMeta):
+                return item
+        return None
+
+    def latest_valid(self) -> SnapshotMeta | None:
+        """The newest snapshot whose header *and* payload checksum are valid (damaged
+        newer ones are skipped silently: :meth:`select` reports them at start-up)."""
+        for item in self.list():
+            if isinstance(item, SnapshotMeta):
+                try:
+                    self.verify(item)
+                except SnapshotCorrupted:
+                    continue
                 return item
         return None
 

@@ -31,6 +31,20 @@ end of the log and above the persisted commit index are dropped with a loud warn
 else, or a gap in the indexes, raises :class:`~ipfscluster.errors.StorageCorrupted`
 naming the file and the index, because dropping it could lose acknowledged data.
 
+Damage SQLite does not report by itself is caught at open as well: ``PRAGMA
+quick_check`` (structure of the file), row values of the wrong type, a commit
+index past the end of the log (committed entries vanished), and a database file that is
+missing or empty although :data:`CREATED_FILE_NAME` says this folder has held one
+(SQLite would silently start a new, empty database: a peer that forgot its term,
+vote and log).  Every such case raises :class:`~ipfscluster.errors.StorageCorrupted`
+naming the file and what to do; nothing raw from sqlite3, struct or zlib escapes.
+
+What cannot be detected: SQLite replays the WAL up to its last intact commit frame,
+so a WAL whose tail was cut or garbled *after* it was fsynced comes back as an
+older, consistent state (a prefix of the transactions), exactly as if the crash had
+happened before those commits -- the disk lost acknowledged writes and nothing on
+it says so.
+
 A lock file (``flock``) stops a second process from using the same data folder.
 
 Why SQLite and not a hand-written append-only file: the project design (DESIGN.md §2)
@@ -52,6 +66,7 @@ from typing import Any, Callable, Iterable, Sequence
 import attrs
 from twisted.logger import Logger
 
+from ipfscluster.consensus.raft.snapshots import fsync_folder
 from ipfscluster.errors import (
     LogCompacted,
     LogUnavailable,
@@ -64,6 +79,11 @@ log = Logger(namespace="consensus")
 
 DB_FILE_NAME = "raft.db"
 LOCK_FILE_NAME = "raft.lock"
+#: written (and fsynced) once the database file holds its schema: from then on a
+#: missing or empty database file is damage, not a new peer
+CREATED_FILE_NAME = "raft.created"
+_WHAT_TO_DO = ("restore the data folder from a backup, or remove this peer from the "
+               "cluster, delete the data folder and join again to re-sync")
 SCHEMA_VERSION = 1
 DEFAULT_CACHE_ENTRIES = 1024
 
@@ -160,7 +180,9 @@ class RaftStorage:
                 path=folder) from exc
         lock_fd = _lock_folder(folder)
         path = os.path.join(folder, file_name)
+        marker = os.path.join(folder, CREATED_FILE_NAME)
         try:
+            _check_not_lost(path, marker)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -175,14 +197,24 @@ class RaftStorage:
                     raise RaftStorageError(
                         "the Raft log %s has format version %d; this program reads "
                         "version %d" % (path, version, SCHEMA_VERSION), path=path)
-            except sqlite3.DatabaseError as exc:
+                problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)")]
+                if problems != ["ok"]:
+                    text = "; ".join(" ".join(p.split()) for p in problems)
+                    raise sqlite3.DatabaseError(
+                        "integrity check: %s" % " ".join(text.split()[:40]))
+                if not os.path.exists(marker):
+                    _write_marker(conn, marker)
+                storage = cls(conn, path, lock_fd, entry_factory, cache_entries)
+                storage._load()
+            except (sqlite3.DatabaseError, struct.error, TypeError, ValueError,
+                    OverflowError, UnicodeError) as exc:
                 conn.close()
                 raise StorageCorrupted(
-                    "the Raft log %s cannot be read (%s); restore the data folder "
-                    "from a backup or join the cluster again with a clean one"
-                    % (path, exc), path=path, index=None) from exc
-            storage = cls(conn, path, lock_fd, entry_factory, cache_entries)
-            storage._load()
+                    "the Raft log %s cannot be read (%s); %s"
+                    % (path, exc, _WHAT_TO_DO), path=path, index=None) from exc
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             os.close(lock_fd)
             raise
@@ -201,14 +233,21 @@ class RaftStorage:
         ).fetchone()
         if row is not None:
             term, vote, commit, base_index, base_term, crc = row
-            if _hard_crc(term, vote, commit, base_index, base_term) != crc:
+            if not (_are_ints(term, commit, base_index, base_term, crc)
+                    and (vote is None or isinstance(vote, str))
+                    and _hard_crc(term, vote, commit, base_index, base_term) == crc):
                 raise StorageCorrupted(
-                    "the Raft stable store (term and vote) in %s is damaged; restore "
-                    "the data folder from a backup or join the cluster again with a "
-                    "clean one" % self.path, path=self.path, index=None)
+                    "the Raft stable store (term and vote) in %s is damaged (checksum "
+                    "mismatch); %s" % (self.path, _WHAT_TO_DO), path=self.path, index=None)
             self._hard = HardState(term, vote, commit)
             self._base_index, self._base_term = base_index, base_term
         self._verify_log()
+        if self._hard.commit > self._last_index:
+            raise StorageCorrupted(
+                "the Raft log %s ends at index %d but entries up to %d were committed: "
+                "committed entries are missing; %s"
+                % (self.path, self._last_index, self._hard.commit, _WHAT_TO_DO),
+                path=self.path, index=self._last_index + 1)
 
     def _verify_log(self) -> None:
         rows = self._conn.execute(
@@ -220,33 +259,33 @@ class RaftStorage:
         for index, term, kind, data, crc in rows:
             if expected is not None and index != expected:
                 raise StorageCorrupted(
-                    "the Raft log %s has a gap before index %d; restore the data "
-                    "folder from a backup" % (self.path, expected), path=self.path,
+                    "the Raft log %s has a gap before index %d; %s"
+                    % (self.path, expected, _WHAT_TO_DO), path=self.path,
                     index=index + 1)
             expected = index - 1
-            valid = entry_crc(index, term, kind, bytes(data)) == crc
+            valid = _row_valid(index, term, kind, data, crc)
             if valid:
                 if not good_seen:
                     last = (index, term)
                 good_seen = True
             elif good_seen or index <= self._hard.commit:
                 raise StorageCorrupted(
-                    "the Raft log %s is damaged at index %d (checksum mismatch); "
-                    "restore the data folder from a backup or join the cluster "
-                    "again with a clean one" % (self.path, index),
+                    "the Raft log %s is damaged at index %d (checksum mismatch) and "
+                    "entries after it or up to the commit index %d depend on it; %s"
+                    % (self.path, index, self._hard.commit, _WHAT_TO_DO),
                     path=self.path, index=index)
             else:
                 bad_tail.append(index)
         if expected is not None and expected != self._base_index:
             raise StorageCorrupted(
-                "the Raft log %s starts at index %d but its base is %d"
-                % (self.path, expected + 1, self._base_index),
+                "the Raft log %s starts at index %d but its base is %d; %s"
+                % (self.path, expected + 1, self._base_index, _WHAT_TO_DO),
                 path=self.path, index=expected + 1)
         if bad_tail:
             log.warn(
                 "Raft log {path}: dropping {count} damaged uncommitted entries from "
-                "index {index} (torn write)", path=self.path, count=len(bad_tail),
-                index=min(bad_tail))
+                "index {index} (torn write; the leader sends them again)",
+                path=self.path, count=len(bad_tail), index=min(bad_tail))
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("DELETE FROM log WHERE idx >= ?", (min(bad_tail),))
             self._conn.execute("COMMIT")
@@ -320,12 +359,11 @@ class RaftStorage:
                 "ORDER BY idx", (lo, hi))
             size = 0
             for index, term, kind, data, crc in rows:
-                data = bytes(data)
-                if entry_crc(index, term, kind, data) != crc:
+                if not _row_valid(index, term, kind, data, crc):
                     raise StorageCorrupted(
-                        "the Raft log %s is damaged at index %d (checksum mismatch); "
-                        "restore the data folder from a backup" % (self.path, index),
-                        path=self.path, index=index)
+                        "the Raft log %s is damaged at index %d (checksum mismatch); %s"
+                        % (self.path, index, _WHAT_TO_DO), path=self.path, index=index)
+                data = bytes(data)
                 size += len(data)
                 if max_bytes is not None and found and size > max_bytes:
                     return found
@@ -566,3 +604,44 @@ def _lock_folder(folder: str) -> int:
             "the Raft data folder %s is in use by another process; stop the other "
             "ipfs-cluster-service first" % folder, path=folder) from exc
     return fd
+
+
+def _are_ints(*values) -> bool:
+    return all(isinstance(v, int) and 0 <= v < 1 << 64 for v in values)
+
+
+def _row_valid(index, term, kind, data, crc) -> bool:
+    """Whether a log row has values of the right types and a matching CRC (a damaged
+    file can hand back text, floats or out-of-range numbers in any column)."""
+    return (_are_ints(index, term, kind, crc) and kind < 1 << 32
+            and isinstance(data, bytes) and entry_crc(index, term, kind, data) == crc)
+
+
+def _check_not_lost(path: str, marker: str) -> None:
+    """Refuse a missing or empty database in a folder that has held one (SQLite would
+    start a new, empty database, and delete a WAL next to an empty file)."""
+    if not os.path.exists(marker):
+        return
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        size = None
+    if not size:
+        raise StorageCorrupted(
+            "the Raft log %s is %s although this data folder has held it (%s exists): "
+            "the term, vote and log are lost; %s"
+            % (path, "missing" if size is None else "empty", CREATED_FILE_NAME,
+               _WHAT_TO_DO), path=path, index=None)
+
+
+def _write_marker(conn: sqlite3.Connection, marker: str) -> None:
+    """Move the schema into the database file, then record (fsynced) that it exists."""
+    conn.execute("PRAGMA wal_checkpoint(FULL)")
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"this folder holds a Raft log: raft.db must not be missing or empty\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_folder(os.path.dirname(marker))
+
