@@ -47,7 +47,16 @@ from ipfscluster.state.jsonstream import Scanner, iter_values
 from ipfscluster.state.snapshot import VERSION
 from ipfscluster.types import Pin
 
-__all__ = ["MIGRATIONS", "export", "migrate", "pins_from_entries", "read_pins", "write_export"]
+__all__ = [
+    "MIGRATIONS",
+    "export",
+    "migrate",
+    "pin_from_entry",
+    "pins_from_entries",
+    "read_entries",
+    "read_pins",
+    "write_export",
+]
 
 
 def _v1_to_v2(entry: dict) -> dict:
@@ -186,6 +195,13 @@ def read_pins(fileobj: IO) -> Iterator[Pin]:
     :class:`StateVersionError` for an unknown version, and
     :class:`~ipfscluster.errors.InvalidInput` (``InvalidField``) for a bad entry.
     """
+    return pins_from_entries(read_entries(fileobj))
+
+
+def read_entries(fileobj: IO) -> Iterator[dict]:
+    """The JSON entries of a backup or export, upgraded to the current version
+    (accepted by :func:`pin_from_entry`), one at a time; raises as :func:`read_pins`
+    does except for a bad entry (found by :func:`pin_from_entry`)."""
     scanner = Scanner(fileobj)
     try:
         first = scanner.peek()
@@ -208,7 +224,7 @@ def read_pins(fileobj: IO) -> Iterator[Pin]:
                 "the file is not a state export or backup: expected a JSON array of pins, "
                 'pins one per line, or {"PinMap": …, "Version": N}'
             )
-        yield from pins_from_entries(entries)
+        yield from entries
     except ValueError as err:
         raise InvalidStateImport(f"the file is not valid JSON: {err}") from None
 
@@ -216,14 +232,20 @@ def read_pins(fileobj: IO) -> Iterator[Pin]:
 def pins_from_entries(entries: Iterable[dict]) -> Iterator[Pin]:
     """Current-version JSON entries -> Pin values (replication 0 becomes -1)."""
     for entry in entries:
-        if entry.get("replication_factor_min", 0) in (0, None) and entry.get(
-            "replication_factor_max", 0
-        ) in (0, None):
-            entry = {**entry, "replication_factor_min": -1, "replication_factor_max": -1}
-        try:
-            yield Pin.from_json(entry)
-        except InvalidInput as err:
-            raise InvalidField(f"cannot import the pin {entry.get('cid')!r}: {err}") from None
+        yield pin_from_entry(entry)
+
+
+def pin_from_entry(entry: dict) -> Pin:
+    """One current-version JSON entry -> its Pin (replication 0 becomes -1); raises
+    InvalidField naming the pin and the field."""
+    if entry.get("replication_factor_min", 0) in (0, None) and entry.get(
+        "replication_factor_max", 0
+    ) in (0, None):
+        entry = {**entry, "replication_factor_min": -1, "replication_factor_max": -1}
+    try:
+        return Pin.from_json(entry)
+    except InvalidInput as err:
+        raise InvalidField(f"cannot import the pin {entry.get('cid')!r}: {err}") from None
 
 
 def write_export(pins: Iterable[Pin], fileobj: IO) -> int:
