@@ -23,6 +23,7 @@ ipfs-cluster 0.3.0 (reference §14.5), they are not written back to
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -379,4 +380,15 @@ def makeService(options: Options) -> PeerService:
 
     service_ = build_peer_service(options.peer_options, reactor, _twistd_log_observer(options))
     install_stop_signals(reactor)  # twistd itself handles SIGINT and SIGTERM
+    if getattr(options, "parent", None) is not None:  # really under twistd
+        reactor.addSystemEventTrigger("after", "shutdown", _exit_1_if_start_failed, service_)
     return service_
+
+
+def _exit_1_if_start_failed(service_: PeerService) -> None:
+    """twistd exits 0 whatever happened: a peer that refused to start (damaged Raft
+    data, a port in use …) must exit 1 so that systemd and scripts see the failure."""
+    if service_.failure is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

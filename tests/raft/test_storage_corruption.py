@@ -490,8 +490,9 @@ def _peer(tmp_path) -> tuple[str, str]:
     return folder, ServiceConfig.load(folder).raft_data_folder
 
 
-def _refuses_to_start(tmp_path, folder, message):
-    result = procs.run(procs.service_cmd("-c", folder, "daemon"), cwd=tmp_path)
+def _refuses_to_start(tmp_path, folder, message, twistd=False):
+    cmd = procs.twistd_cmd("--config", folder) if twistd else procs.service_cmd("-c", folder, "daemon")
+    result = procs.run(cmd, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output
@@ -501,11 +502,12 @@ def _refuses_to_start(tmp_path, folder, message):
 
 
 @pytest.mark.slow
-def test_process_refuses_a_lost_database(tmp_path):
+@pytest.mark.parametrize("twistd", [False, True], ids=["ipfs-cluster-service", "twistd"])
+def test_process_refuses_a_lost_database(tmp_path, twistd):
     folder, data = _peer(tmp_path)
     write_log(data)
     os.unlink(db_path(data))
-    _refuses_to_start(tmp_path, folder, f"the Raft log {db_path(data)} is missing although")
+    _refuses_to_start(tmp_path, folder, f"the Raft log {db_path(data)} is missing although", twistd)
 
 
 @pytest.mark.slow
