@@ -99,6 +99,19 @@ class Net:
         self.down = set()
         #: peer -> Raft messages to it held back (in order) until :meth:`release`
         self.held: dict[str, list] = {}
+        #: (src, dst) links that lose everything (a blackhole: calls only time out),
+        #: and links that lose only Raft messages
+        self.cut: set[tuple[str, str]] = set()
+        self.raft_cut: set[tuple[str, str]] = set()
+
+    def blackhole(self, peer_id):
+        """Cut ``peer_id`` off both ways; what is on the way is lost too."""
+        for other in self.peers:
+            if other != peer_id:
+                self.cut |= {(peer_id, other), (other, peer_id)}
+
+    def lost(self, src, dst, service):
+        return (src, dst) in self.cut or (service == "Raft" and (src, dst) in self.raft_cut)
 
     def release(self, peer_id, count=None):
         """Deliver the first ``count`` held messages (all of them and stop holding
@@ -137,15 +150,21 @@ class _RPC:
         }["%s.%s" % (service, method)]
 
         def run():
+            if net.lost(self.local_peer, peer_id, service):
+                return
             result = defer.maybeDeferred(handler, self.local_peer, arg)
-            result.addBoth(lambda r: net.clock.callLater(net.delay, _fire, d, r))
+            result.addBoth(lambda r: net.clock.callLater(net.delay, answer, r))
+
+        def answer(result):
+            if not net.lost(peer_id, self.local_peer, service):
+                _fire(d, result)
 
         if service == "Raft" and peer_id in net.held:
             net.held[peer_id].append(run)
         else:
             net.clock.callLater(net.delay, run)
         if timeout:
-            d.addTimeout(timeout, net.clock, onTimeoutCancel=lambda *_: OperationTimeout())
+            d.addTimeout(timeout, net.clock, onTimeoutCancel=lambda *_: Failure(OperationTimeout()))
         return d
 
     def call_multiple(self, peer_ids, service, method, arg=None, timeout=None):
@@ -314,6 +333,83 @@ def test_follower_with_a_wiped_data_folder_is_ready_only_once_caught_up(tmp_path
         assert back.node.snapshot_index == (back.node.applied if compacted else 0)
     finally:
         p.stop()
+
+
+def _ops(c, n):
+    return [op for op, got in c.applied if got == cid(n)]
+
+
+def test_pin_forwarded_to_a_leader_cut_off_moves_to_the_new_leader(peers):
+    """The old leader is blackholed (calls to it only time out, after
+    network_timeout = 10 s): the forwarded pin moves to the new leader as soon as
+    the follower knows it, and the old leader steps down by check-quorum."""
+    old = peers.leader()
+    follower = next(p for p in peers.ids if p != old)
+    peers.settle(lambda: peers.services[follower].node.leader_id == old)
+    peers.net.blackhole(old)
+    cut_at = peers.clock.seconds()
+    pending = peers.services[follower].log_pin(pin(1))
+    # check-quorum: no answer from a majority within an election timeout (1 s)
+    peers.settle(lambda: not peers.services[old].node.is_leader, seconds=1.3)
+    peers.run(pending, seconds=4.0)  # an election (1-2 s) and a heartbeat, not 10 s
+    assert peers.clock.seconds() - cut_at < 3.0
+    new = peers.services[follower].node.leader_id
+    assert new not in (None, old)
+    peers.net.cut = set()
+    peers.settle(lambda: all(c.state.has(cid(1)) for c in peers.services.values()))
+    for c in peers.services.values():
+        assert _ops(c, 1) == ["pin"]
+
+
+def _unpin_through_a_leader_that_is_cut_off(peers, replicated):
+    """Unpin from a follower through the leader; the leader appends the entry (and
+    replicates it to both followers or to none), then loses all its links before
+    it hears an acknowledgement.  Returns the follower's result and how long it took
+    from the cut."""
+    old = peers.leader()
+    follower = next(p for p in peers.ids if p != old)
+    others = [p for p in peers.ids if p != old]
+    peers.run(peers.services[old].log_pin(pin(2)))
+    peers.settle(lambda: all(c.state.has(cid(2)) for c in peers.services.values()))
+    index = peers.services[old].node.core.last_index + 1
+    for o in others:
+        peers.net.raft_cut.add((o, old))  # no acknowledgement reaches the leader
+        if not replicated:
+            peers.net.raft_cut.add((old, o))
+    result = []
+    peers.services[follower].log_unpin(pin(2)).addBoth(result.append)
+    peers.settle(lambda: peers.services[old].node.core.last_index == index)
+    if replicated:
+        peers.settle(lambda: all(peers.services[o].node.core.last_index == index
+                                 for o in others))
+    peers.net.blackhole(old)
+    cut_at = peers.clock.seconds()
+    peers.settle(lambda: result, seconds=20.0)
+    took = peers.clock.seconds() - cut_at
+    peers.net.cut, peers.net.raft_cut = set(), set()
+    peers.settle(lambda: not any(c.state.has(cid(2)) for c in peers.services.values()))
+    peers.settle(lambda: all(c.node.applied == peers.services[follower].node.applied
+                             for c in peers.services.values()))
+    for c in peers.services.values():
+        assert _ops(c, 2) == ["pin", "unpin"], c.peer_id
+    return result[0], took
+
+
+def test_unpin_replicated_by_a_leader_cut_off_is_answered_once(peers):
+    """The new leader commits the old leader's entry: the follower sees it applied
+    and answers success without a second entry (a retry would find the CID gone
+    and answer "not pinned")."""
+    result, took = _unpin_through_a_leader_that_is_cut_off(peers, replicated=True)
+    assert result is None
+    assert took < 3.0
+
+
+def test_unpin_lost_with_a_leader_cut_off_is_retried_once(peers):
+    """The entry stayed on the old leader: once the new leader's first entry is
+    applied, it can never commit, and the one retry makes the only unpin."""
+    result, took = _unpin_through_a_leader_that_is_cut_off(peers, replicated=False)
+    assert result is None
+    assert took < 3.0
 
 
 def test_pin_from_any_peer_is_committed_everywhere(peers):

@@ -20,9 +20,22 @@ Commits happen on the leader (reference §10.1).  ``log_pin``/``log_unpin``/
    ``commit_retry_delay`` and retries;
 3. otherwise forward the operation over RPC (``Consensus.LogPin`` …, timeout
    ``network_timeout``) to the leader, which commits it locally (never forwarding
-   again); a failed redirect waits ``2 × heartbeat_timeout`` and retries.
+   again).  The attempt ends as soon as this peer learns of another leader (or of
+   none): a leader cut off by a partition does not hold the operation for
+   ``network_timeout``.  After a failed attempt the loop waits for the leader to
+   change, at most ``2 × heartbeat_timeout`` (``commit_retry_delay`` after an
+   attempt here), and retries.
 
 The last error is raised when the attempts are used up.
+
+Exactly once: an attempt whose outcome is unknown (no answer, leader changed, entry
+dropped) may still commit.  A pin or unpin is watched for in what this peer
+applies (the same entry bytes); before retrying after a leader change the loop
+waits until this peer has applied an entry of a newer term, from when on the old
+attempt is applied here already (the operation is done: no second entry) or can
+never commit.  Without a leader change (a retry to the same leader after an
+unanswered call) a second entry is possible: a pin is idempotent, and an unpin
+that then finds the CID absent answers success, not "not pinned".
 
 Settings: every ``consensus.raft`` key is read; ``election_timeout`` sets the tick
 (a tenth of it) and the election timeout, ``heartbeat_timeout`` the heartbeat
@@ -82,6 +95,11 @@ UNPIN_OP = "unpin"
 ROTATE_KEEP = 5
 
 
+#: failures after which a commit is attempted again (the outcome may be unknown)
+_RETRYABLE = (PeerUnreachable, OperationTimeout, NotLeader, ProposalRejected,
+              ProposalDropped, CommitOutcomeUnknown)
+
+
 def encode_op(op: str, pin: Pin) -> bytes:
     """The log entry payload of a pin/unpin operation."""
     return json.dumps({"op": op, "pin": pin.to_json()}, separators=(",", ":")).encode()
@@ -101,8 +119,26 @@ class PinsetStateMachine:
     def __init__(self, state, on_apply: Callable[[str, Pin], Any] | None = None):
         self.state = state
         self.on_apply = on_apply
+        #: entry bytes -> the watches of operations in flight from this peer
+        self._watches: dict[bytes, list[_Watch]] = {}
+
+    def watch(self, data: bytes) -> "_Watch":
+        """Note when an entry with exactly ``data`` is applied (until :meth:`unwatch`)."""
+        w = _Watch(data)
+        self._watches.setdefault(data, []).append(w)
+        return w
+
+    def unwatch(self, w: "_Watch") -> None:
+        watches = self._watches.get(w.data, [])
+        if w in watches:
+            watches.remove(w)
+        if not watches:
+            self._watches.pop(w.data, None)
 
     def apply(self, entry) -> None:
+        if self._watches:
+            for w in self._watches.get(entry.data, ()):
+                w.applied = True
         op, pin = decode_op(entry.data)
         if op == PIN_OP:
             self.state.add(pin)
@@ -131,6 +167,19 @@ class PinsetStateMachine:
 
     def restore(self, data: bytes) -> None:
         self.state.restore(io.BytesIO(data))
+
+
+class _Watch:
+    """Whether an entry with ``data`` was applied since the watch began."""
+
+    __slots__ = ("data", "applied", "unsure")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.applied = False
+        #: an attempt of unknown outcome was followed by another without proof that
+        #: it can no longer commit (no leader change): a second entry is possible
+        self.unsure = False
 
 
 class RPCRaftTransport:
@@ -482,13 +531,23 @@ class RaftConsensus(service.Service):
 
     async def _commit(self, op: str, pin: Pin) -> None:
         method = "LogPin" if op == PIN_OP else "LogUnpin"
+        data = encode_op(op, pin)
         if op == PIN_OP:
             async def here():
-                await self._commit_here(encode_op(PIN_OP, pin))
+                await self._commit_here(data)
         else:
             async def here():
                 await self._commit_unpin_here(pin)
-        await self._redirect_loop(here, method, pin)
+        watch = self.machine.watch(data)
+        try:
+            await self._redirect_loop(here, method, pin, watch)
+        except NotFound:
+            if op != UNPIN_OP or not watch.applied and not watch.unsure:
+                raise
+            # an earlier attempt may have removed it (or someone else did meanwhile)
+            log.debug("unpin of {cid}: already absent after a retry", cid=str(pin.cid))
+        finally:
+            self.machine.unwatch(watch)
 
     async def _change_peers(self, op: str, peer_id: str) -> None:
         peer_id = validate_peer_id(peer_id)
@@ -514,7 +573,10 @@ class RaftConsensus(service.Service):
             # through on the leader after all (or someone else removed it meanwhile)
             log.debug("{peer} already removed", peer=peer_id)
 
-    async def _redirect_loop(self, here, method: str, arg) -> None:
+    async def _redirect_loop(self, here, method: str, arg,
+                             watch: _Watch | None = None) -> None:
+        """Commit through the leader (see the module docstring); ``watch`` tells
+        whether an attempt of unknown outcome was applied after all."""
         cfg = self.config
         last: ClusterError | None = None
         for _attempt in range(cfg.commit_retries + 1):
@@ -524,27 +586,75 @@ class RaftConsensus(service.Service):
                 leader = await self._wait_for_leader(None)
             except OperationTimeout as exc:
                 raise NoLeader(str(exc)) from None
-            if leader == self.peer_id:
-                try:
-                    await here()
-                    return
-                except (ProposalRejected, ProposalDropped, CommitOutcomeUnknown,
-                        NotLeader, OperationTimeout) as exc:
-                    last = exc
-                    log.debug("commit attempt failed: {error}; retrying", error=exc)
-                    await self._sleep(cfg.commit_retry_delay.seconds)
-                continue
+            term = self.node.core.term
             try:
-                await self.rpc.call(leader, "Consensus", method, arg,
-                                    timeout=cfg.network_timeout.seconds)
+                if leader == self.peer_id:
+                    await here()
+                else:
+                    await self._forward(leader, method, arg)
                 return
-            except (PeerUnreachable, OperationTimeout, NotLeader, ProposalRejected,
-                    ProposalDropped, CommitOutcomeUnknown) as exc:
+            except _RETRYABLE as exc:
                 last = exc
-                log.debug("redirect of {method} to {leader} failed: {error}; retrying",
-                          method=method, leader=leader, error=exc)
-                await self._sleep(2 * cfg.heartbeat_timeout.seconds)
+                log.debug("commit attempt of {method} through {leader} failed: {error}; "
+                          "retrying", method=method, leader=leader, error=exc)
+            here_delay = cfg.commit_retry_delay.seconds
+            delay = here_delay if leader == self.peer_id else 2 * cfg.heartbeat_timeout.seconds
+            # refused before any entry was made (NotLeader, ProposalRejected) or
+            # overwritten (ProposalDropped): nothing of it can commit later
+            unknown = not isinstance(last, (NotLeader, ProposalRejected))
+            if await self._after_failed_attempt(leader, term, delay, watch, unknown):
+                return
         raise last
+
+    async def _forward(self, leader: str, method: str, arg) -> None:
+        """One attempt through ``leader``; it ends with CommitOutcomeUnknown as soon
+        as this peer knows another leader (or none), whatever the call does later."""
+        call = self.rpc.call(leader, "Consensus", method, arg,
+                             timeout=self.config.network_timeout.seconds)
+        moved = self.node.when_leader_changes(leader)
+        race = defer.DeferredList([call, moved], fireOnOneCallback=True,
+                                  fireOnOneErrback=True, consumeErrors=True)
+        try:
+            _, index = await race
+        except defer.FirstError as exc:
+            exc.subFailure.raiseException()
+        finally:
+            if not moved.called:
+                moved.cancel()
+        if index == 1:
+            raise CommitOutcomeUnknown(
+                "the Raft leader changed while the operation was forwarded to %s" % leader)
+
+    async def _after_failed_attempt(self, leader: str, term: int, delay: float,
+                                    watch: _Watch | None, unknown: bool) -> bool:
+        """Wait for the leader to change (at most ``delay``).  If it did, wait until an
+        entry of a later term than ``term`` is applied here: the failed attempt is then
+        applied already or can never commit.  Returns True when it was applied."""
+        moved = await self._within(self.node.when_leader_changes(leader), delay)
+        fenced = moved and await self._within(
+            self.node.when_term_applied(term + 1), self.config.wait_for_leader_timeout.seconds)
+        if watch is None:
+            return False
+        if watch.applied:
+            log.debug("an attempt of unknown outcome was applied: not retrying")
+            return True
+        if unknown and not fenced:
+            watch.unsure = True
+        return False
+
+    async def _within(self, d: defer.Deferred, seconds: float) -> bool:
+        """Wait for ``d`` at most ``seconds``; whether it fired (cancelled by stop)."""
+        d.addTimeout(seconds, self.clock)
+        self._sleeps.add(d)
+        try:
+            await d
+            return True
+        except defer.TimeoutError:
+            return False
+        except defer.CancelledError:
+            raise ShuttingDown() from None
+        finally:
+            self._sleeps.discard(d)
 
     async def _await_applied(self, d: defer.Deferred) -> Any:
         timeout = self.config.wait_for_leader_timeout.seconds

@@ -196,6 +196,8 @@ class RaftNode:
         self._leader_waiters: list[defer.Deferred] = []
         self._apply_waiters: list[tuple[int, defer.Deferred]] = []
         self._contact_waiters: list[defer.Deferred] = []
+        self._moved_waiters: list[tuple[str | None, defer.Deferred]] = []
+        self._term_waiters: list[tuple[int, defer.Deferred]] = []
         self._run_call = None
         self._snapshot_call = None
         self._handling = False
@@ -428,6 +430,37 @@ class RaftNode:
         else:
             self._apply_waiters.append((index, d))
         return d
+
+    def when_leader_changes(self, leader: str | None) -> defer.Deferred:
+        """Fire with the leader this node knows of (``None`` while there is none) once
+        it is no longer ``leader`` (at once if it is not now)."""
+        d = defer.Deferred(lambda d: self._forget(self._moved_waiters, d))
+        if not self.running:
+            d.errback(self._not_running())
+        elif self.leader_id != leader:
+            d.callback(self.leader_id)
+        else:
+            self._moved_waiters.append((leader, d))
+        return d
+
+    def when_term_applied(self, term: int) -> defer.Deferred:
+        """Fire with ``None`` once an entry of ``term`` or a later term is applied here.
+
+        From then on an entry proposed in an earlier term is applied here already or
+        will never be committed: the first leader of a later term either had it in
+        its log (and committed it before its own first entry) or overwrote it.
+        """
+        d = defer.Deferred(lambda d: self._forget(self._term_waiters, d))
+        if not self.running:
+            d.errback(self._not_running())
+        elif self._applied_term(self.applied) >= term:
+            d.callback(None)
+        else:
+            self._term_waiters.append((term, d))
+        return d
+
+    def _applied_term(self, applied: int) -> int:
+        return self.core.term_at(applied) or 0
 
     def sync_point(self) -> defer.Deferred:
         """Fire with an index at least the cluster's commit index at the call.
@@ -670,10 +703,20 @@ class RaftNode:
             self._later(self._waiting.pop(i)[1].errback, CommitOutcomeUnknown())
 
     def _notify_applied(self, applied: int) -> None:
-        due = [w for w in self._apply_waiters if w[0] <= applied]
-        self._apply_waiters = [w for w in self._apply_waiters if w[0] > applied]
-        for _, d in due:
-            self._later(d.callback, None)
+        self._apply_waiters = self._release(self._apply_waiters, applied, None)
+        if self._term_waiters:
+            term = self._applied_term(applied)
+            self._term_waiters = self._release(self._term_waiters, term, None)
+
+    def _release(self, waiters: list, reached: int, value) -> list:
+        """Fire the waiters whose level is at most ``reached``; return the others."""
+        keep = []
+        for level, d in waiters:
+            if level <= reached:
+                self._later(d.callback, value)
+            else:
+                keep.append((level, d))
+        return keep
 
     def _release_reads(self, applied: int) -> None:
         keep = []
@@ -690,6 +733,11 @@ class RaftNode:
         if soft.lead is not None:
             waiters, self._leader_waiters = self._leader_waiters, []
             for d in waiters:
+                self._later(d.callback, soft.lead)
+        if self._moved_waiters:
+            moved = [w for w in self._moved_waiters if w[0] != soft.lead]
+            self._moved_waiters = [w for w in self._moved_waiters if w[0] == soft.lead]
+            for _, d in moved:
                 self._later(d.callback, soft.lead)
         if soft.role != LEADER and self._waiting:
             log.debug("raft node {id} is {role}; {n} proposals wait for their outcome",
@@ -716,7 +764,8 @@ class RaftNode:
         pending += list(self._reads.values()) + [d for _, d in self._ready_reads if d]
         pending += self._leader_waiters + [d for _, d in self._apply_waiters]
         pending += self._contact_waiters
-        self._contact_waiters = []
+        pending += [d for _, d in self._moved_waiters + self._term_waiters]
+        self._contact_waiters, self._moved_waiters, self._term_waiters = [], [], []
         self._proposals, self._waiting, self._reads = [], {}, {}
         self._ready_reads, self._leader_waiters, self._apply_waiters = [], [], []
         for d in pending:
