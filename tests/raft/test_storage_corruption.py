@@ -175,6 +175,16 @@ def test_truncated_database_is_refused(folder, cut):
         assert os.path.getsize(db_path(folder)) == 0  # SQLite did not start a new one
 
 
+@pytest.mark.parametrize("name", [DB_FILE_NAME, "raft.lock"])
+def test_a_folder_in_place_of_a_file_is_a_clear_error(folder, name):
+    os.makedirs(os.path.join(folder, name))
+    with pytest.raises(RaftStorageError) as info:
+        RaftStorage.open(folder).close()
+    assert type(info.value) is RaftStorageError  # cannot be used; not "damaged"
+    assert os.path.join(folder, name) in str(info.value)
+    assert "writable by the user running the peer (consensus.raft.data_folder)" in str(info.value)
+
+
 def test_a_new_folder_and_a_folder_from_before_the_marker_open(folder, tmp_path):
     s = RaftStorage.open(folder)  # new: no marker yet, then one
     s.close()

@@ -183,8 +183,9 @@ class RaftStorage:
         marker = os.path.join(folder, CREATED_FILE_NAME)
         try:
             _check_not_lost(path, marker)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = None
             try:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=OFF")
@@ -206,14 +207,21 @@ class RaftStorage:
                     _write_marker(conn, marker)
                 storage = cls(conn, path, lock_fd, entry_factory, cache_entries)
                 storage._load()
+            except (OSError, sqlite3.OperationalError) as exc:
+                _close(conn)
+                if isinstance(exc, sqlite3.OperationalError) and not _is_access_problem(exc):
+                    raise _unreadable(path, exc) from exc
+                raise RaftStorageError(
+                    "cannot open the Raft log %s (%s); check that the data folder and its "
+                    "files exist and are writable by the user running the peer "
+                    "(consensus.raft.data_folder)" % (path, getattr(exc, "strerror", None) or exc),
+                    path=path) from exc
             except (sqlite3.DatabaseError, struct.error, TypeError, ValueError,
                     OverflowError, UnicodeError) as exc:
-                conn.close()
-                raise StorageCorrupted(
-                    "the Raft log %s cannot be read (%s); %s"
-                    % (path, exc, _WHAT_TO_DO), path=path, index=None) from exc
+                _close(conn)
+                raise _unreadable(path, exc) from exc
             except BaseException:
-                conn.close()
+                _close(conn)
                 raise
         except BaseException:
             os.close(lock_fd)
@@ -595,7 +603,13 @@ def _limit(entries: list[Any], max_bytes: int | None) -> list[Any]:
 
 def _lock_folder(folder: str) -> int:
     path = os.path.join(folder, LOCK_FILE_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise RaftStorageError(
+            "cannot use the Raft data folder %s: %s (%s); check that it is writable by "
+            "the user running the peer (consensus.raft.data_folder)"
+            % (folder, exc.strerror, path), path=folder) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -615,6 +629,23 @@ def _row_valid(index, term, kind, data, crc) -> bool:
     file can hand back text, floats or out-of-range numbers in any column)."""
     return (_are_ints(index, term, kind, crc) and kind < 1 << 32
             and isinstance(data, bytes) and entry_crc(index, term, kind, data) == crc)
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+def _is_access_problem(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite could not open or write the file (permissions, a folder in its
+    place), as opposed to finding it damaged."""
+    text = str(exc).lower()
+    return any(words in text for words in ("readonly", "unable to open", "permission"))
+
+
+def _unreadable(path: str, exc: Exception) -> StorageCorrupted:
+    return StorageCorrupted("the Raft log %s cannot be read (%s); %s"
+                            % (path, exc, _WHAT_TO_DO), path=path, index=None)
 
 
 def _check_not_lost(path: str, marker: str) -> None:
