@@ -37,14 +37,19 @@ from ipfscluster.config import ServiceConfig
 from ipfscluster.consensus.raft.snapshots import SNAPSHOTS_FOLDER, SnapshotStore, read_meta
 from ipfscluster.consensus.raft.storage import CREATED_FILE_NAME, DB_FILE_NAME, RaftStorage, StoredEntry
 from ipfscluster.errors import (
+    InvalidStateImport,
     NoValidSnapshot,
     RaftStorageError,
     SnapshotCorrupted,
+    StateCorrupted,
+    StateVersionError,
     StorageCorrupted,
 )
 from ipfscluster.state import MapState
 from ipfscluster.state.snapshot import read_header
 from ipfscluster.stateops import stored_version
+from ipfscluster.testing.fakecluster import synthetic_cid
+from ipfscluster.types import Pin
 from tests import cli_processes as procs
 from tests.raft.test_snapshots import log_lines  # noqa: F401 (a fixture)
 
@@ -383,6 +388,38 @@ def test_any_damage_to_a_snapshot_file_is_detected(tmp_path_factory, data):
     with pytest.raises(SnapshotCorrupted) as info:
         store.verify(read_meta(meta.path))
     assert meta.path in str(info.value) and "\n" not in str(info.value)
+
+
+def state_with_pins(count: int) -> bytes:
+    state = MapState()
+    for i in range(count):
+        state.add(Pin(cid=synthetic_cid(i)))
+    buf = io.BytesIO()
+    state.snapshot(buf)
+    return buf.getvalue()
+
+
+STATE = state_with_pins(12)
+
+
+@FUZZ
+@given(data=st.data())
+def test_damaged_state_payload_is_a_typed_error(data):
+    """A snapshot whose file checksum is fine but whose state bytes are not (written
+    damaged, or by a broken release) fails the restore with a typed error."""
+    if data.draw(st.booleans(), label="truncate"):
+        damaged = STATE[:data.draw(st.integers(0, len(STATE) - 1), label="size")]
+    else:
+        position = data.draw(st.integers(0, len(STATE) - 1), label="offset")
+        mask = data.draw(st.integers(1, 255), label="mask")
+        damaged = STATE[:position] + bytes([STATE[position] ^ mask]) + STATE[position + 1:]
+    restored = MapState()
+    try:
+        restored.restore(io.BytesIO(damaged))
+    except (StateCorrupted, StateVersionError, InvalidStateImport) as err:
+        assert "\n" not in str(err)
+        return
+    assert restored.count() == 12  # a flip in a spot that does not matter
 
 
 def test_a_huge_configuration_length_is_not_read(folder):
