@@ -311,6 +311,20 @@ def test_group_that_is_not_an_object(folder, group, value):
     assert "is not a JSON object" in str(err)
 
 
+@pytest.mark.parametrize("path", sorted(CLASSES))
+@pytest.mark.parametrize("value", [[], 1, "raft", None, True])
+def test_section_that_is_not_an_object(folder, path, value):
+    obj = copy.deepcopy(VALID)
+    group, _, impl = path.partition(".")
+    if impl:
+        obj[group][impl] = value
+    else:
+        obj[group] = value
+    err = load_error(folder, json.dumps(obj).encode())
+    assert err is not None and err.key == path, (path, value, err)
+    assert str(err).startswith(f"{path}: ") and "is not a JSON object" in str(err), str(err)
+
+
 @pytest.mark.parametrize("where", [("cluster", "peername"), ("api.restapi", "ssl_cert_file"),
                                    ("consensus.raft", "data_folder")])
 def test_escaped_lone_surrogate(folder, where):
