@@ -146,6 +146,28 @@ def folder(tmp_path):
     return str(tmp_path / "ipfs-cluster-data")
 
 
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The files of :func:`write_log`, written once per module: ``closed`` (the WAL
+    checkpointed into raft.db) and ``crashed`` (copied while open: all in the WAL)."""
+    closed = str(tmp_path_factory.mktemp("written") / "closed")
+    write_log(closed)
+    live_folder = str(tmp_path_factory.mktemp("written") / "live")
+    live = write_log(live_folder, close=False)
+    crashed = str(tmp_path_factory.mktemp("written") / "crashed")
+    os.makedirs(crashed)
+    for name in (DB_FILE_NAME, DB_FILE_NAME + "-wal", CREATED_FILE_NAME):
+        shutil.copyfile(os.path.join(live_folder, name), os.path.join(crashed, name))
+    live.close()
+    return {"closed": closed, "crashed": crashed}
+
+
+def copy_of(tmp_path_factory, source: str) -> str:
+    folder = str(tmp_path_factory.mktemp("copy") / "data")
+    shutil.copytree(source, folder)
+    return folder
+
+
 def test_intact_data_opens_with_everything(folder):
     write_log(folder)
     s = RaftStorage.open(folder)
@@ -206,10 +228,9 @@ def test_a_new_folder_and_a_folder_from_before_the_marker_open(folder, tmp_path)
 
 @FUZZ
 @given(data=st.data())
-def test_flipped_bytes_in_the_database(tmp_path_factory, data):
+def test_flipped_bytes_in_the_database(tmp_path_factory, written, data):
     """Any byte of raft.db flipped: refused with a typed error, or nothing committed lost."""
-    folder = str(tmp_path_factory.mktemp("flip") / "data")
-    write_log(folder)
+    folder = copy_of(tmp_path_factory, written["closed"])
     size = os.path.getsize(db_path(folder))
     for _ in range(data.draw(st.integers(1, 3), label="flips")):
         flip(db_path(folder), data.draw(st.integers(0, size - 1), label="offset"),
@@ -310,16 +331,13 @@ def test_committed_entries_missing_at_the_end_are_refused(folder):
 @FUZZ
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 0.999), st.integers(1, 255)),
                                                  max_size=2))
-def test_damaged_wal_gives_an_earlier_consistent_state_or_an_error(tmp_path_factory, cut, flips):
+def test_damaged_wal_gives_an_earlier_consistent_state_or_an_error(tmp_path_factory, written,
+                                                                    cut, flips):
     """SQLite replays the WAL up to its last intact commit: a cut or garbled WAL
-    brings back a prefix of whole transactions (never half of one), or an error."""
-    folder = str(tmp_path_factory.mktemp("wal") / "data")
-    live = write_log(folder, close=False)
-    copy = str(tmp_path_factory.mktemp("walcopy") / "data")
-    os.makedirs(copy)
-    for name in (DB_FILE_NAME, DB_FILE_NAME + "-wal", CREATED_FILE_NAME):
-        shutil.copyfile(os.path.join(folder, name), os.path.join(copy, name))
-    live.close()
+    brings back a prefix of whole transactions (never half of one), or an error.
+    (It cannot tell a WAL damaged after its fsync from a crash before it: see the
+    storage module's "What cannot be detected".)"""
+    copy = copy_of(tmp_path_factory, written["crashed"])
     wal = os.path.join(copy, DB_FILE_NAME + "-wal")
     size = os.path.getsize(wal)
     for where, mask in flips:
