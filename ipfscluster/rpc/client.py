@@ -265,6 +265,10 @@ class RPCClient:
 
     def protocol_lost(self, proto, reason) -> None:
         self._protocols.discard(proto)
+        watch, proto.silence_watch = proto.silence_watch, None
+        if watch is not None:  # nothing left to watch: forget its deadline
+            watch.deferred = None
+            self._deadlines.ended(watch)
         link = self._links.get(proto.peer_id) if proto.peer_id else None
         if link is not None and link.conn is proto:
             link.conn = None
@@ -506,6 +510,8 @@ class RPCClient:
     def _expired(self, call) -> None:
         """``call`` reached its deadline: cancel it; drop its connection if it went silent."""
         conn = call.conn
+        if conn is not None and conn.silence_watch is call:
+            conn.silence_watch = None
         if conn is not None and not conn.closed and conn.receptions == call.sent:
             log.warn(
                 "nothing received from peer {peer} at {address} for {seconds:g}s: "
@@ -590,9 +596,42 @@ class RPCClient:
     # --- Raft transport -----------------------------------------------------------------
 
     def send_raft_message(self, peer_id: str, payload: bytes, *, timeout=None) -> Deferred:
-        """Send one encoded Raft message; fires None when the peer took it."""
+        """Send one encoded Raft message; fires None once it is sent.
+
+        Over a ready connection the message goes one-way (no AMP answer: Raft's
+        responses are messages of their own), which halves the boxes, TLS records
+        and callbacks of Raft traffic.  A connection that carried one-way messages
+        and from which nothing at all arrived within ``timeout`` is dropped as
+        dead, as an unanswered call's would be (:meth:`_watch_silence`), so the
+        next message re-dials.  Without a ready connection the message is an
+        ordinary call that dials first (and fails like one).
+        """
+        link = self._links.get(peer_id)
+        conn = link.conn if link is not None else None
+        if conn is not None and conn.usable and not self._closing:
+            try:
+                conn.send_one_way(commands.RaftMessage, {"payload": payload})
+            except Exception:
+                return fail()
+            if conn.silence_watch is None:
+                self._watch_silence(conn, peer_id, self.network_timeout if timeout is None else float(timeout))
+            return succeed(None)
         d = self.call_command(peer_id, commands.RaftMessage, {"payload": payload}, timeout=timeout)
         return d.addCallback(lambda _: None)
+
+    def _watch_silence(self, conn, peer_id: str, timeout: float) -> None:
+        """Check in ``timeout`` seconds that ``conn`` received something since now.
+
+        One check per connection at a time (not one per message): on expiry
+        :meth:`_expired` drops the connection if it stayed silent and clears the
+        watch, so the next one-way send starts another.
+        """
+        watch = _Call(peer_id, commands.RaftMessage, timeout, self.clock.seconds())
+        watch.conn, watch.sent = conn, conn.receptions
+        watch.deferred = Deferred()
+        watch.deferred.addErrback(lambda _: None)  # cancelled on expiry; nobody waits
+        conn.silence_watch = watch
+        self._deadlines.add(watch)
 
     def send_snapshot_chunk(self, peer_id: str, payload: bytes, *, timeout=None) -> Deferred:
         """Send one encoded snapshot chunk; fires None when the peer stored it."""
@@ -652,7 +691,8 @@ class RaftTransport:
 
     Provides ``send(peer_id, data)`` (the ``IRaftTransport`` of
     :mod:`ipfscluster.consensus.raft.node`, duck-typed so that this component does
-    not import another): fire and forget, one ``Raft.Message`` call per message, in
+    not import another): fire and forget, one ``Raft.Message`` per message (one-way
+    over a ready connection: :meth:`RPCClient.send_raft_message`), in
     order over the peer's connection; a message that cannot be delivered within
     ``network_timeout`` is dropped (Raft retries by itself), logged at debug level
     only (the client already warns when a peer becomes unreachable).

@@ -16,7 +16,9 @@ used on both sides and both sides call commands over it.  Its life:
    node (:meth:`ipfscluster.rpc.client.RPCClient.connection_ready`).
 4. Commands are looked up in the node's responders; the handler is called with
    the authenticated peer ID as ``caller``.  Typed errors travel as their AMP tag;
-   anything else is logged here and sent as ``RemoteError``.
+   anything else is logged here and sent as ``RemoteError``.  A command sent
+   one-way (:meth:`PeerProtocol.send_one_way`, no ``_ask`` in its box: Raft
+   messages) gets no answer; its handler's failure is only logged here.
 5. A duplicate connection (both peers dialled at once) is *retired*: no new calls
    go over it; the side that dialled it sends ``RPC.Goodbye`` and closes it once
    nothing is in flight any more (TCP ordering makes the goodbye's answer arrive
@@ -97,6 +99,8 @@ class PeerProtocol(amp.AMP):
         self._inflight_in = 0
         self._goodbye_state = None  # None, "sent", "done"
         self._early_error: ClusterError | None = None
+        #: the pending check that something arrived after one-way sends (RPCClient)
+        self.silence_watch = None
 
     # --- connection events --------------------------------------------------------------
 
@@ -299,6 +303,8 @@ class PeerProtocol(amp.AMP):
 
     def _responder(self, command, handler, *leading):
         def respond(box):
+            if command is not None and amp.ASK not in box:
+                return self._one_way(command, box, handler, leading)
             self._inflight_in += 1
             if command is None:
                 d = maybeDeferred(handler, *leading)
@@ -310,6 +316,22 @@ class PeerProtocol(amp.AMP):
             return d
 
         return respond
+
+    def _one_way(self, command, box, handler, leading):
+        """Serve a command sent without asking for an answer (see :meth:`send_one_way`):
+        nothing goes back; a failure is logged here, where it happened."""
+        try:
+            result = _call_handler(command, box, self, handler, leading)
+        except Exception:
+            self._one_way_failed(Failure(), command)
+        else:
+            if isinstance(result, Deferred):
+                result.addErrback(self._one_way_failed, command)
+        return succeed(None)
+
+    def _one_way_failed(self, failure, command):
+        log.failure("handler of one-way {command} failed for peer {peer}", failure,
+                    command=command.commandName.decode("ascii"), peer=self.peer_id)
 
     def _to_remote_error(self, failure, command):
         name = command.commandName.decode("ascii") if command is not None else "?"
@@ -349,6 +371,16 @@ class PeerProtocol(amp.AMP):
     @property
     def idle(self) -> bool:
         return not self._outstandingRequests and self._inflight_in == 0
+
+    def send_one_way(self, command, arguments: dict) -> None:
+        """Send ``command`` without asking for an answer (an AMP box with no
+        ``_ask``): the other side runs its handler and sends nothing back.
+
+        For messages whose answer would carry nothing (Raft's: its responses are
+        messages of their own).  Raises like ``callRemote`` for bad arguments.
+        """
+        self._sendBoxCommand(command.commandName, command.makeArguments(arguments, self),
+                             requiresAnswer=False)
 
     def abort(self):
         """Drop this connection now (it is considered dead); no new call uses it."""

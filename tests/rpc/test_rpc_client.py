@@ -326,6 +326,75 @@ def test_raft_payloads_of_any_size(net, make_peers):
     assert got == [(a.peer_id, b"vote"), (a.peer_id, big), (a.peer_id, len(big))]
 
 
+def _ready_connection(net, a, b):
+    warm = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(warm), Exception)
+    return a.client._links[b.peer_id].conn
+
+
+def test_raft_messages_over_a_ready_connection_get_no_answer(net, make_peers):
+    a, b = make_peers(2)
+    got = []
+    b.responders.register(commands.RaftMessage, lambda caller, payload: got.append(payload))
+    conn = _ready_connection(net, a, b)
+    before = conn.receptions
+    sent = [a.client.send_raft_message(b.peer_id, b"m%d" % i) for i in range(5)]
+    assert [result_of(d) for d in sent] == [None] * 5  # sent: nothing to wait for
+    net.run()
+    assert got == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    assert conn.receptions == before  # no answer came back
+    assert not conn._outstandingRequests
+
+
+def test_a_silent_connection_carrying_raft_messages_is_dropped_and_redialled(net, make_peers):
+    a, b = make_peers(2)
+    got = []
+    b.responders.register(commands.RaftMessage, lambda caller, payload: got.append(payload))
+    _ready_connection(net, a, b)
+    a.client.send_raft_message(b.peer_id, b"one")
+    net.run()
+    # the peer sends something within the timeout: the connection is alive
+    back = b.client.call_command(a.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(back), Exception)
+    net.advance(TIMEOUT)
+    assert len(net.open_connections()) == 1
+    # one-way messages and then silence for the whole timeout: dropped as dead
+    a.client.send_raft_message(b.peer_id, b"two")
+    net.run()
+    with capturedLogs() as logged:
+        net.advance(TIMEOUT)
+    assert net.open_connections() == []
+    assert any("dropping the connection as dead" in e.get("log_format", "") for e in logged)
+    # the next message dials a new connection
+    d = a.client.send_raft_message(b.peer_id, b"three")
+    net.run()
+    assert result_of(d) is None
+    assert got == [b"one", b"two", b"three"]
+    assert len(net.open_connections()) == 1
+
+
+@pytest.mark.allow_logged_errors
+def test_a_failing_one_way_handler_is_logged_by_the_receiver_only(net, make_peers):
+    a, b = make_peers(2)
+
+    def broken(caller, payload):
+        raise RuntimeError("boom")
+
+    b.responders.register(commands.RaftMessage, broken)
+    _ready_connection(net, a, b)
+    with capturedLogs() as logged:
+        d = a.client.send_raft_message(b.peer_id, b"x")
+        net.run()
+    assert result_of(d) is None
+    assert any("one-way" in e.get("log_format", "") for e in logged)
+    assert len(net.open_connections()) == 1  # the connection stays up
+    again = a.client.call_command(b.peer_id, commands.ClusterVersion)
+    net.run()
+    assert not isinstance(result_of(again), Exception)
+
+
 # --- connections ---------------------------------------------------------------------------
 
 
