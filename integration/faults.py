@@ -231,13 +231,23 @@ class Run:
                 break
             roll = self.rng.random()
             if lose_data and roll < 0.4:
-                await self.lose_data()
+                action = self.lose_data
             elif partitions and roll < 0.8 and self.leader_id is not None:
-                await self.partition_leader()
+                action = self.partition_leader
             elif self.leader_id is None:
-                await self.kill_any()
+                action = self.kill_any
             else:
-                await self.kill_leader()
+                action = self.kill_leader
+            self.trace(f"{action.__name__} (leader {self.leader_id})")
+            await action()
+            self.trace(f"{action.__name__} done")
+
+    def trace(self, what: str) -> None:
+        """One line on stderr per nemesis step, with the wall clock time (to read
+        next to the peers' logs when a run fails)."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        links = {f"{i}>{j}": f"{p.mode}/{len(p.connections)}" for (i, j), p in self.cluster.proxies.items()}
+        print(f"nemesis {stamp} {what}" + (f" links {links}" if links else ""), file=sys.stderr, flush=True)
 
     # --- after healing --------------------------------------------------------------------
 
