@@ -30,8 +30,11 @@ What is implemented (Raft paper/thesis sections in brackets): leader election wi
 randomised timeouts in ``[election_ticks, 2*election_ticks)`` [§5.2], pre-vote and
 check-quorum [thesis §9.6] (a leader steps down as soon as it has not heard from a
 majority within the last election timeout; a follower that heard from its leader
-within that time ignores vote requests unless they come from a leadership
-transfer), log replication with a fast
+within that time, less one tick for the phase between nodes' ticks, ignores vote
+requests unless they come from a leadership transfer); so that a failover takes one
+term, a pre-candidate whose round started this tick grants a pre-vote only to a
+better one (more up-to-date log, or the same and a lower id), and a follower that
+grants a pre-vote puts its own timeout at least two ticks off, log replication with a fast
 conflict back-off hint (conflicting term and its first index) [§5.3] (a follower
 that lost acknowledged entries, its data folder wiped, says so in answer to the
 next heartbeat, whose commit index is then beyond its log; the leader probes it
@@ -569,8 +572,10 @@ class RaftCore:
             return
         if m.term > self.term:
             if isinstance(m, VoteRequest):
+                # within the shortest election timeout less one tick: a voter whose
+                # ticks lag the candidate's by part of a tick has counted one less
                 in_lease = (self.check_quorum and self.lead is not None
-                            and self.election_elapsed < self.election_ticks)
+                            and self.election_elapsed < self.election_ticks - 1)
                 if in_lease and not m.transfer:
                     return  # a leader is alive: ignore disruptive candidates
                 if not m.pre_vote:
@@ -613,11 +618,25 @@ class RaftCore:
     def _handle_vote_request(self, m: VoteRequest) -> None:
         can_vote = (self.vote == m.src or (self.vote is None and self.lead is None)
                     or (m.pre_vote and m.term > self.term))
+        if can_vote and m.pre_vote and self.role == PRE_CANDIDATE and not self.election_elapsed:
+            # two pre-candidates that timed out together (within a tick) would grant
+            # each other and split the real vote: only the one with the better (log,
+            # lower id) passes.  A pre-vote round older than a tick has failed (its
+            # answers take milliseconds): its pre-candidate grants like a follower
+            mine = (self.last_term, self.last_index)
+            theirs = (m.last_term, m.last_index)
+            can_vote = theirs > mine or (theirs == mine and m.src < self.id)
         if can_vote and self._up_to_date(m.last_index, m.last_term):
             self._send(VoteResponse(self.id, m.src, m.term, True, pre_vote=m.pre_vote))
             if not m.pre_vote:
                 self.vote = m.src
                 self.election_elapsed = 0
+            elif self.role == FOLLOWER:
+                # give the candidate we back two ticks to win before our own timeout
+                # fires: its pre-vote and ours would pass both, and split the vote
+                # (election_elapsed stays: it is also the leader lease's clock)
+                self.randomized_timeout = max(self.randomized_timeout,
+                                              self.election_elapsed + 2)
         else:
             self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
 
