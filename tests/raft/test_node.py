@@ -305,6 +305,31 @@ def test_minority_leader_cannot_acknowledge(cluster):
     assert "lost" not in cluster.machines[old.id].pins and "kept" in cluster.machines[old.id].pins
 
 
+def test_when_leader_changes_and_when_term_applied(cluster):
+    """A follower's waiters for "another leader" and "an entry of a later term applied
+    here": a time without a leader does not count; the first one fires when the new
+    leader is known, the second once its first entry is applied (from then on an entry
+    of the old term is applied here or can never commit)."""
+    old = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not old)
+    cluster.commit(b"pin:Qm1")
+    cluster.run_until(lambda: follower.applied == old.applied)
+    term = follower.core.term
+    moved = outcome(follower.when_leader_changes(old.id))
+    fenced = outcome(follower.when_term_applied(term + 1))
+    assert outcome(follower.when_term_applied(term)) == [None]
+    cluster.net.isolate(follower.id)  # its own timeout: no leader for a while
+    cluster.run_until(lambda: follower.leader_id is None)
+    cluster.net.heal()
+    cluster.run_until(lambda: follower.leader_id == old.id, seconds=5.0)
+    assert not moved and not fenced
+    cluster.crash(old.id)
+    cluster.run_until(lambda: moved)
+    assert moved[0] not in (None, old.id) and follower.core.term > term
+    cluster.run_until(lambda: fenced)
+    assert follower.core.term_at(follower.applied) > term
+
+
 def test_snapshot_compaction_and_restart_from_snapshot(tmp_path):
     c = Cluster(tmp_path, snapshot_threshold=20, snapshot_interval=5.0, trailing_logs=5)
     try:

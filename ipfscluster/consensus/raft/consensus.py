@@ -20,8 +20,8 @@ Commits happen on the leader (reference §10.1).  ``log_pin``/``log_unpin``/
    ``commit_retry_delay`` and retries;
 3. otherwise forward the operation over RPC (``Consensus.LogPin`` …, timeout
    ``network_timeout``) to the leader, which commits it locally (never forwarding
-   again).  The attempt ends as soon as this peer learns of another leader (or of
-   none): a leader cut off by a partition does not hold the operation for
+   again).  The attempt ends as soon as this peer learns of another leader: a
+   leader cut off by a partition does not hold the operation for
    ``network_timeout``.  After a failed attempt the loop waits for the leader to
    change, at most ``2 × heartbeat_timeout`` (``commit_retry_delay`` after an
    attempt here), and retries.
@@ -608,7 +608,7 @@ class RaftConsensus(service.Service):
 
     async def _forward(self, leader: str, method: str, arg) -> None:
         """One attempt through ``leader``; it ends with CommitOutcomeUnknown as soon
-        as this peer knows another leader (or none), whatever the call does later."""
+        as this peer knows another leader, whatever the call does later."""
         call = self.rpc.call(leader, "Consensus", method, arg,
                              timeout=self.config.network_timeout.seconds)
         moved = self.node.when_leader_changes(leader)

@@ -432,12 +432,13 @@ class RaftNode:
         return d
 
     def when_leader_changes(self, leader: str | None) -> defer.Deferred:
-        """Fire with the leader this node knows of (``None`` while there is none) once
-        it is no longer ``leader`` (at once if it is not now)."""
+        """Fire with the new leader once this node knows a leader other than ``leader``
+        (at once if it does now).  A time without any leader (an election, or this
+        node's own timeout while ``leader`` lives on) does not count."""
         d = defer.Deferred(lambda d: self._forget(self._moved_waiters, d))
         if not self.running:
             d.errback(self._not_running())
-        elif self.leader_id != leader:
+        elif self.leader_id not in (None, leader):
             d.callback(self.leader_id)
         else:
             self._moved_waiters.append((leader, d))
@@ -734,7 +735,7 @@ class RaftNode:
             waiters, self._leader_waiters = self._leader_waiters, []
             for d in waiters:
                 self._later(d.callback, soft.lead)
-        if self._moved_waiters:
+        if self._moved_waiters and soft.lead is not None:
             moved = [w for w in self._moved_waiters if w[0] != soft.lead]
             self._moved_waiters = [w for w in self._moved_waiters if w[0] == soft.lead]
             for _, d in moved:
