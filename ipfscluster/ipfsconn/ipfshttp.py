@@ -67,19 +67,17 @@ queue (modern upstream does the same).
 
 *HTTP client.*  ``http_client`` is anything with treq's ``HTTPClient.post``
 signature: tests pass ``treq.testing.StubTreq(fake.resource)``; in production
-the connector builds a :class:`_DaemonClient` (twisted.web's ``Agent`` with a fixed
-endpoint: treq's per-request URL and host-name handling cost a third of a pin's
-CPU) with its own persistent ``HTTPConnectionPool`` and closes the pool's idle
-connections in ``stopService``.
+the connector uses :class:`~ipfscluster.ipfsconn.http11.HTTP11Client` (a small
+persistent HTTP/1.1 client: treq and twisted.web's ``Agent`` around it took about
+two thirds of a pin's connector CPU, see that module) with up to
+:data:`POOL_SIZE` idle connections, closed in ``stopService``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 from typing import Callable
-from urllib.parse import quote, urlencode
 
 from twisted.application.service import Service
 from twisted.internet import defer, error as ierror
@@ -89,8 +87,6 @@ from twisted.python.failure import Failure
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.web import client as webclient
 from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from ipfscluster.cid import CID
@@ -106,6 +102,7 @@ from ipfscluster.errors import (
     ShuttingDown,
 )
 from ipfscluster.interfaces import IIPFSConnector
+from ipfscluster.ipfsconn.http11 import HTTP11Client
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.types import IPFSID, IPFSPinStatus, Pin, RepoStat
 
@@ -319,71 +316,6 @@ class _Operation:
         self._timer = None
 
 
-class _FixedEndpoint:
-    """An ``IAgentEndpointFactory`` answering every URI with one endpoint (the daemon)."""
-
-    def __init__(self, endpoint):
-        self._endpoint = endpoint
-
-    def endpointForURI(self, uri):
-        return self._endpoint
-
-
-@implementer(IBodyProducer)
-class _BytesBody:
-    """A request body already in memory, written in one go."""
-
-    def __init__(self, data: bytes):
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer) -> defer.Deferred:
-        consumer.write(self._data)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-#: bodies up to this size are written at once; bigger ones are streamed in chunks
-_DIRECT_BODY_LIMIT = 64 * 1024
-
-
-class _DaemonClient:
-    """The production HTTP client: twisted.web's ``Agent`` with treq's ``post``
-    signature (what the connector uses of it).
-
-    Why not treq: for every request it parses the URL with ``hyperlink``, checks the
-    host name with ``idna`` (twice, with the ``HostnameEndpoint`` built per request)
-    and runs its cookie jar; measured on a pin (``pin/ls?arg=`` + ``pin/add``), that
-    was a third of the connector's CPU.  Here the endpoint is built once and the URL
-    is formatted directly; the daemon's address is fixed for the connector's life.
-    """
-
-    def __init__(self, reactor, endpoint, pool):
-        self._agent = webclient.Agent.usingEndpointFactory(reactor, _FixedEndpoint(endpoint), pool=pool)
-
-    def post(self, url: str, params=(), data=None, headers=None, unbuffered=True,
-             allow_redirects=False) -> defer.Deferred:
-        """POST ``url`` with the query ``params`` (pairs); a Deferred of the
-        ``IResponse`` (body not read: ``unbuffered`` and no redirects, always)."""
-        if params:
-            url = f"{url}?{urlencode(params, quote_via=quote, safe='/:')}"
-        body = None
-        if data is not None:
-            data = bytes(data)
-            body = (_BytesBody(data) if len(data) <= _DIRECT_BODY_LIMIT
-                    else webclient.FileBodyProducer(io.BytesIO(data)))
-        return self._agent.request(b"POST", url.encode("ascii"),
-                                   Headers(headers) if headers else None, body)
-
-
 # --- the connector ------------------------------------------------------------------
 
 
@@ -398,7 +330,7 @@ class IPFSHTTPConnector(Service):
         ``http_client`` is None, to build the production client).
     :param http_client: a treq-like client (``post(url, params=, data=,
         headers=, unbuffered=, allow_redirects=)``), e.g.
-        ``treq.testing.StubTreq(resource)``.  None: a :class:`_DaemonClient` with its
+        ``treq.testing.StubTreq(resource)``.  None: an ``HTTP11Client`` with its
         own persistent connection pool, closed by ``stopService``.
     :param request_timeout: seconds for plain calls (None: config
         ``ipfs_request_timeout`` if the section has it, else
@@ -454,12 +386,12 @@ class IPFSHTTPConnector(Service):
         self._next_slot = 0.0  # clock time of the next request while rate-limited
 
     def _production_client(self, reactor):
-        self._pool = webclient.HTTPConnectionPool(reactor, persistent=True)
-        # idle connections kept for reuse: enough for concurrent pins plus the loops
-        self._pool.maxPersistentPerHost = POOL_SIZE
         host, port = self.node_multiaddress.host.rstrip("."), self.node_multiaddress.port
         endpoint = HostnameEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
-        return _DaemonClient(reactor, endpoint, self._pool)
+        # idle connections kept for reuse: enough for concurrent pins plus the loops
+        self._pool = HTTP11Client(endpoint, f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                  pool_size=POOL_SIZE)
+        return self._pool
 
     # --- service ------------------------------------------------------------------
 
@@ -485,7 +417,7 @@ class IPFSHTTPConnector(Service):
         for d in list(self._inflight):
             d.cancel()
         if self._pool is not None:
-            return self._pool.closeCachedConnections()
+            return self._pool.close()
         return defer.succeed(None)
 
     def ready(self) -> defer.Deferred:
