@@ -134,7 +134,11 @@ def _per_entry(entries: Iterable[dict]) -> Iterator[dict]:
     for entry in entries:
         if not isinstance(entry, dict):
             raise InvalidStateImport(f"expected a pin object, found {type(entry).__name__}")
-        yield from migrate(entry_version(entry), [entry])
+        version = entry_version(entry)
+        if version == VERSION:
+            yield entry  # the usual case: no generator per entry
+        else:
+            yield from migrate(version, [entry])
 
 
 def _backup_entries(scanner: Scanner, fileobj) -> tuple[int, Iterator[dict]]:
