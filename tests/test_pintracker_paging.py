@@ -260,3 +260,13 @@ def test_passes_do_not_overlap(make_env):
     drain(env, second)
     assert order == ["first", "second"]
     assert env.tracker.tracked_count() == 1  # the second pass untracked the rest
+
+
+def test_stopping_while_the_daemon_lists_its_pins_ends_the_pass(make_env):
+    env = make_env(latency=1.0)
+    d = env.tracker.state_sync([local(cid(1)), local(cid(2))])  # waits for pin/ls
+    out = []
+    d.addBoth(out.append)
+    env.close()
+    assert out and isinstance(out[0].value, ShuttingDown)
+    assert env.pin_calls() == []

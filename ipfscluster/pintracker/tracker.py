@@ -885,6 +885,7 @@ class MapPinTracker(Service):
                     break
                 if pass_.daemon is None and any(self._is_fresh(pin) for pin in chunk):
                     pass_.daemon = await self._daemon_pins()
+                    self._check_open()  # the tracker may have stopped meanwhile
                 self._state_sync_chunk(chunk, pass_)
                 if len(chunk) == STATE_SYNC_CHUNK:
                     await self._next_turn()
@@ -930,6 +931,7 @@ class MapPinTracker(Service):
                 finally:
                     self._pending = None
         except ClusterError as e:
+            self._check_open()
             log.warn("state sync: the IPFS daemon could not list its pins ({error}); pins not "
                      "tracked yet are queued without checking it", error=str(e))
             return False
