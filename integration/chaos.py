@@ -33,9 +33,21 @@ class _Half(protocol.Protocol):
         self.forward = forward  # True: bytes received here go to the target
         self.peer: _Half | None = None
         self.pending: list[bytes] = []
+        self.closed = False
 
     def connectionMade(self):
         self.proxy.connections.add(self)
+        if not self.forward and self.peer is not None:
+            # the outbound side is connected: relay what the client sent meanwhile
+            # (relayed from buildProtocol, it was dropped: no transport there yet,
+            # and the peer's TLS handshake waited out its timeout)
+            inbound = self.peer
+            if inbound.closed:  # the client gave up (or was reset) meanwhile
+                self.transport.loseConnection()
+                return
+            pending, inbound.pending = inbound.pending, []
+            for data in pending:
+                self.proxy.relay(inbound, data)
 
     def dataReceived(self, data: bytes):
         if self.peer is None:
@@ -44,6 +56,7 @@ class _Half(protocol.Protocol):
         self.proxy.relay(self, data)
 
     def connectionLost(self, reason):
+        self.closed = True
         self.proxy.connections.discard(self)
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.loseConnection()
@@ -56,9 +69,6 @@ class _Outbound(protocol.ClientFactory):
     def buildProtocol(self, addr):
         half = _Half(self.inbound.proxy, forward=False)
         half.peer, self.inbound.peer = self.inbound, half
-        pending, self.inbound.pending = self.inbound.pending, []
-        for data in pending:
-            self.inbound.proxy.relay(self.inbound, data)
         return half
 
     def clientConnectionFailed(self, connector, reason):

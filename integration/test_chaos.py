@@ -92,3 +92,48 @@ async def test_reset_aborts_proxied_connections(echo_and_proxy):
     proxy.reset()
     await lost
     await until(lambda: not proxy.connections)
+
+
+def test_bytes_sent_before_the_target_connection_is_up_are_relayed():
+    """A client writes at once (a TLS ClientHello) while the proxy still connects
+    to the target: those bytes must reach the target once it is connected, never
+    be dropped (the peer's handshake then waited out its 10 s timeout)."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import MemoryReactor, StringTransport
+
+    memory = MemoryReactor()
+    proxy = LinkProxy(memory, ("127.0.0.1", 4001))
+    proxy.listen()
+    inbound_factory = memory.tcpServers[0][1]
+    client_side = inbound_factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    client_transport = StringTransport()
+    client_side.makeConnection(client_transport)
+    client_side.dataReceived(b"hello")  # before the target connection exists
+    host, port, outbound_factory = memory.tcpClients[0][:3]
+    assert (host, port) == ("127.0.0.1", 4001)
+    target_side = outbound_factory.buildProtocol(IPv4Address("TCP", host, port))
+    target_transport = StringTransport()
+    target_side.makeConnection(target_transport)
+    assert target_transport.value() == b"hello"
+    client_side.dataReceived(b" again")
+    target_side.dataReceived(b"answer")
+    assert target_transport.value() == b"hello again" and client_transport.value() == b"answer"
+
+
+def test_a_target_connection_made_after_the_client_left_is_closed():
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import MemoryReactor, StringTransport
+    from twisted.python.failure import Failure
+    from twisted.internet.error import ConnectionDone
+
+    memory = MemoryReactor()
+    proxy = LinkProxy(memory, ("127.0.0.1", 4001))
+    proxy.listen()
+    client_side = memory.tcpServers[0][1].buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    client_side.makeConnection(StringTransport())
+    client_side.dataReceived(b"hello")
+    client_side.connectionLost(Failure(ConnectionDone()))
+    target_side = memory.tcpClients[0][2].buildProtocol(IPv4Address("TCP", "127.0.0.1", 4001))
+    target_transport = StringTransport()
+    target_side.makeConnection(target_transport)
+    assert target_transport.disconnecting and target_transport.value() == b""
