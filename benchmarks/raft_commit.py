@@ -58,6 +58,11 @@ figures are CPU-bound (one process runs all three peers): ~11 TLS writes per com
 the followers in its own AppendEntries that they answer), SQLite statements of the
 commit-index saves, and for ``Cluster.pin`` the allocation, the tracker and the fake
 daemon's HTTP; the thread hand-off costs ~0.1–0.3 ms there (p50 about even).
+Since then ``Raft.Message`` is one-way (no answer boxes: about half the TLS
+writes), and each figure also gives the process's CPU per commit (``cpu_ms``),
+which depends less on the machine's load; the later A/B runs (one-way messages,
+thread pool against ``--sync-saves``) are in ``docs/performance.rst``
+(*Pin ingestion: profile, changes and A/B*).
 
 Why hand-written: benchmark glue for our own components; statistics are two lines.
 """
