@@ -143,9 +143,12 @@ async def b3(reactor, quick: bool, runs: int) -> dict:
                 median=walls[len(walls) // 2], each_run=walls, target={"wall_s": 15})
 
 
-async def _read_all(reactor, peer, path: str) -> dict:
-    """GET ``path`` on ``peer`` to the end; TTFB, total, lines, RSS growth."""
+async def _read_all(reactor, peer, path: str, peers=()) -> dict:
+    """GET ``path`` on ``peer`` to the end; TTFB, total, lines, RSS growth, and CPU
+    per line of the answering peer and of every peer in ``peers`` (the load-light
+    figure to compare)."""
     baseline = peer.rss_bytes()
+    cpu_before = (peer.cpu_seconds(), sum(p.cpu_seconds() for p in peers))
     peak = {"rss": baseline}
 
     def sample():
@@ -165,9 +168,15 @@ async def _read_all(reactor, peer, path: str) -> dict:
     finally:
         sampler.stop()
     sample()
+    total = time.perf_counter() - started
+    cpu = (peer.cpu_seconds() - cpu_before[0], sum(p.cpu_seconds() for p in peers) - cpu_before[1])
+    lines = max(counter.lines, 1)
     return {"ttfb_ms": ms(min(headers, counter.first or headers)), "first_line_ms": ms(counter.first or 0),
-            "total_s": round(time.perf_counter() - started, 3), "lines": counter.lines,
-            "rss_growth_mb": round((peak["rss"] - baseline) / 1e6, 1)}
+            "total_s": round(total, 3), "lines": counter.lines,
+            "rss_growth_mb": round((peak["rss"] - baseline) / 1e6, 1),
+            "cpu_us_per_line": round(cpu[0] / lines * 1e6, 1),
+            "cpu_us_per_line_all_peers": round(cpu[1] / lines * 1e6, 1),
+            "loadavg_1m": os.getloadavg()[0]}
 
 
 async def settle(reactor, peers, seconds: float = 120.0, busy: float = 0.10) -> float:
@@ -193,7 +202,7 @@ async def b4(reactor, quick: bool, runs: int) -> dict:
             each: dict = {"leader": [], "follower": []}
             for _ in range(runs if name == "pin_ls" else 1):
                 for role, peer in (("leader", leader), ("follower", follower)):
-                    each[role].append(await _read_all(reactor, peer, path))
+                    each[role].append(await _read_all(reactor, peer, path, cluster.peers))
             for role, measured in each.items():
                 measured.sort(key=lambda r: r.get("total_s", float("inf")))
                 results[f"{name}_{role}"] = measured[len(measured) // 2]

@@ -66,6 +66,7 @@ from ipfscluster.errors import (
 from ipfscluster.interfaces import ICluster
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.rpc import commands as C
+from ipfscluster.state.pinjson import ndjson_chunks
 from ipfscluster.types import (
     ID,
     IPFSID,
@@ -1062,6 +1063,14 @@ class Cluster:
     async def pins(self, pin_types=None) -> AsyncIterator[Pin]:
         for pin in self.c.state.list(pin_types):
             yield pin
+
+    async def pins_ndjson(self, pin_types=None) -> AsyncIterator[bytes]:
+        # the state encodes its pins in chunks of lines without making Pin values
+        # (state.pinjson); a state that only lists Pins is encoded here
+        list_ndjson = getattr(self.c.state, "list_ndjson", None)
+        chunks = list_ndjson(pin_types) if list_ndjson is not None else ndjson_chunks(self.c.state.list(pin_types))
+        for chunk in chunks:
+            yield chunk
 
     def pin_get(self, cid) -> defer.Deferred:
         try:

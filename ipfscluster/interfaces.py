@@ -659,6 +659,11 @@ class ICluster(Interface):
     def pins(pin_types=None):
         """Return an async iterator over the shared state's ``Pin`` values."""
 
+    def pins_ndjson(pin_types=None):
+        """Return an async iterator of ``bytes``: what ``pins(pin_types)`` lists, as
+        NDJSON (each pin's ``to_json()``, compact, UTF-8, one line each), one or
+        more whole lines per item and never an empty one (``GET /allocations``)."""
+
     def pin_get(cid):
         """Return a Deferred firing the ``Pin`` of ``cid``; ``NotFound`` if absent."""
 

@@ -47,7 +47,7 @@ from ipfscluster.encoding import varint_decode, varint_encode
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.types import Pin, PinMode, PinType
 
-__all__ = ["STATE_DEFAULTS", "decode_pin", "encode_pin", "pin_type_of"]
+__all__ = ["STATE_DEFAULTS", "decode_pin", "encode_pin", "pin_type_of", "split_timestamp"]
 
 _EMPTY_MAP = MappingProxyType({})
 
@@ -74,6 +74,7 @@ _FIELD_NAMES = [a.name for a in attrs.fields(Pin)]
 assert set(_FIELD_NAMES) == set(STATE_DEFAULTS) | {"cid"}, "Pin fields changed: update the codec"
 
 _TYPE_TAG = 11
+_TIMESTAMP_TAG = 15
 
 
 def _int(n: int) -> bytes:
@@ -258,6 +259,29 @@ def decode_pin(cid: CID, data: bytes, peers: list[str]) -> Pin:
     for setter, value in zip(_SETTERS, values):
         setter(pin, value)
     return pin
+
+
+def split_timestamp(data: bytes, peers) -> tuple[bytes, int]:
+    """``(head, timestamp)``: ``data`` without its timestamp field (the last one, if
+    present) and the timestamp (0 when absent).  Walks every field, so it raises
+    ValueError (or IndexError/KeyError) when ``data`` is malformed."""
+    pos, end = 0, len(data)
+    decoders = _DECODERS
+    while pos < end:
+        tag = data[pos]
+        if tag == _TIMESTAMP_TAG:
+            ts, stop = _read_int(data, pos + 1)
+            if stop != end:
+                raise ValueError("pin value has data after its timestamp")
+            return data[:pos], ts
+        _, reader, needs_peers = decoders[tag]
+        if needs_peers:
+            _, pos = reader(data, pos + 1, peers)
+        else:
+            _, pos = reader(data, pos + 1)
+    if pos != end:
+        raise ValueError("pin value overruns its length")
+    return data, 0
 
 
 def pin_type_of(data: bytes) -> PinType:

@@ -50,6 +50,7 @@ from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from ipfscluster.api.rest.parsing import query_bool
+from ipfscluster.api.rest.streaming import encode_json
 from ipfscluster.cid import CID, RAW, sha256_multihash
 from ipfscluster.errors import InvalidInput, IPFSError, NotFound
 from ipfscluster.identity import peer_id_from_public_key, validate_peer_id
@@ -292,6 +293,15 @@ class FakeCluster:
 
     def pins(self, pin_types=None) -> AsyncIterator[Pin]:
         return self._collection("pins", lambda: self._all_pins(pin_types), pin_types)
+
+    async def pins_ndjson(self, pin_types=None) -> AsyncIterator[bytes]:
+        # one line per pin: the knobs of pins() (gates, failures) apply line by line
+        pins = self.pins(pin_types)
+        try:
+            async for pin in pins:
+                yield encode_json(pin.to_json())
+        finally:
+            await pins.aclose()
 
     def pin_get(self, cid) -> defer.Deferred:
         def get(c):

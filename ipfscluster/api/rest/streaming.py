@@ -126,16 +126,22 @@ def _next_deferred(iterator) -> defer.Deferred:
     return defer.Deferred.fromCoroutine(_next(iterator))
 
 
+def _to_json(item):
+    return item.to_json()
+
+
 async def stream_ndjson(
     request,
     items: AsyncIterator,
-    encode: Callable = lambda item: item.to_json(),
+    encode: Callable | None = _to_json,
     headers: dict[bytes, bytes] | None = None,
 ) -> None:
     """Write the async iterator ``items`` to ``request`` as NDJSON and finish it.
 
-    ``encode(item)`` gives the JSON tree of one item; ``headers`` are extra
-    response headers for a non-empty stream.  Returns once the request is
+    ``encode(item)`` gives the JSON tree of one item; ``encode=None`` means the
+    items are *pre-encoded*: ``bytes`` holding one or more whole NDJSON lines each
+    (a batch encoded at once, e.g. ``Cluster.pins_ndjson``), written as they are,
+    never empty.  ``headers`` are extra response headers for a non-empty stream.  Returns once the request is
     finished: 204 when ``items`` is empty, otherwise 200 with the lines and the
     ``X-Stream-Error`` trailer.  Raises whatever ``items`` raises before its first
     item (nothing has been written then); later errors go into the trailer and are
@@ -171,11 +177,16 @@ def _abandon(pending: defer.Deferred | None) -> None:
         pending.cancel()
 
 
+def _raw(item: bytes) -> bytes:
+    return item
+
+
 async def _write_items(request, first, items, encode) -> None:
+    to_line = _raw if encode is None else (lambda item: encode_json(encode(item)))
     throttle = _Throttle()
     request.registerProducer(throttle, True)
     error = ""
-    buffer = [encode_json(encode(first))]
+    buffer = [to_line(first)]
     size = len(buffer[0])
     pending = None
     try:
@@ -191,7 +202,7 @@ async def _write_items(request, first, items, encode) -> None:
                 item = await pending
             except StopAsyncIteration:
                 break
-            line = encode_json(encode(item))
+            line = to_line(item)
             buffer.append(line)
             size += len(line)
     except defer.CancelledError:
@@ -209,7 +220,7 @@ async def _write_items(request, first, items, encode) -> None:
     finish_with_trailers(request, {STREAM_ERROR_TRAILER: error})
 
 
-async def collect_json_array(items: AsyncIterator, encode: Callable = lambda item: item.to_json()) -> list:
+async def collect_json_array(items: AsyncIterator, encode: Callable = _to_json) -> list:
     """Return every item of ``items`` encoded, as one list (``stream-channels=false``).
 
     Raises whatever ``items`` raises; the iterator is closed in any case.
