@@ -217,3 +217,18 @@ def test_dial_failure_and_close(setup):
     read(result(d))
     closed = client.close()
     assert endpoint.connections[-1][1].disconnecting and result(closed) is None
+
+
+def test_a_connection_lost_right_after_the_dial_fails_the_request(setup):
+    endpoint, client = setup
+
+    class Closing(Endpoint):
+        def connect(self, factory):
+            d = super().connect(factory)
+            proto, transport = self.connections[-1]
+            _lose(proto, transport, ConnectionDone())
+            return d
+
+    closing = Closing()
+    client = HTTP11Client(closing, "h:1")
+    assert isinstance(result(client.post("http://h/x")).value, ResponseNeverReceived)

@@ -131,6 +131,9 @@ class _Connection(Protocol):
 
     def send(self, request: bytes, d: defer.Deferred) -> None:
         """Write ``request``; ``d`` fires with the :class:`Response` (or fails)."""
+        if self.closed:  # lost between the dial and now
+            d.errback(Failure(ResponseNeverReceived([Failure(ConnectionDone())])))
+            return
         self._state = "head"
         self._request = d
         self.transport.write(request)
