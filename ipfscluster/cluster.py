@@ -66,6 +66,7 @@ from ipfscluster.errors import (
 from ipfscluster.interfaces import ICluster
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.rpc import commands as C
+from ipfscluster.api.rest.streaming import encode_json
 from ipfscluster.state.pinjson import ndjson_chunks
 from ipfscluster.types import (
     ID,
@@ -1140,30 +1141,40 @@ class Cluster:
                     yield gpi
             return
         members = [self.peer_id] if local else await self._members()
-        # Every peer hands out its local state in pages in binary CID order; the
-        # pages are merged as they come (one page ahead per peer), so the first
-        # line leaves after the first page of each peer and memory stays bounded.
-        streams = [_StatusPages(self.c.rpc_client, peer) for peer in members]
+        merge = self._merged_pages(members)
         try:
             while True:
-                for stream in streams:
-                    while not stream.items and not stream.done:
-                        await stream.fill()
-                live = [s for s in streams if s.items]
-                if not live:
+                batch = await merge.next_batch()
+                if batch is None:
                     return
-                key = min(s.items[0][0] for s in live)
-                infos = [s.items.popleft()[1] for s in live if s.items[0][0] == key]
-                cid = infos[0].cid
-                for stream in streams:
-                    if stream.error is not None:  # failed earlier: it has no items left
-                        infos.append(self._error_info(cid, stream.peer, stream.error))
-                gpi = self._global(cid, infos)
-                if status_filter is None or gpi.match(status_filter):
-                    yield gpi
+                for cid, infos in batch:
+                    if status_filter is None or _infos_match(infos, status_filter):
+                        yield self._global(cid, infos)
         finally:
-            for stream in streams:
-                stream.close()
+            merge.close()
+
+    async def status_all_ndjson(self, status_filter=None, local: bool = False, cids=None) -> AsyncIterator[bytes]:
+        if cids:
+            async for gpi in self.status_all(status_filter, local, cids):
+                yield encode_json(gpi.to_json())
+            return
+        members = [self.peer_id] if local else await self._members()
+        merge = self._merged_pages(members)
+        to_json = GlobalPinInfo.json_from_pin_infos
+        try:
+            while True:
+                batch = await merge.next_batch()
+                if batch is None:
+                    return
+                lines = [encode_json(to_json(cid, infos)) for cid, infos in batch
+                         if status_filter is None or _infos_match(infos, status_filter)]
+                if lines:
+                    yield b"".join(lines)
+        finally:
+            merge.close()
+
+    def _merged_pages(self, members) -> "_MergedPages":
+        return _MergedPages([_StatusPages(self.c.rpc_client, peer) for peer in members], self._error_info)
 
     async def _fanout_all(self, command, local: bool) -> AsyncIterator[GlobalPinInfo]:
         members = [self.peer_id] if local else await self._members()
@@ -1345,6 +1356,60 @@ class Cluster:
         (the tracker pages it itself: O(log n + page) per page)."""
         d = self.c.tracker.status_page(cursor or None, limit or C.DEFAULT_PAGE_SIZE)
         return d.addCallback(lambda page: {"items": page[0], "next_cursor": page[1]})
+
+
+def _infos_match(infos, status_filter) -> bool:
+    """``GlobalPinInfo.match`` of the value these infos make (one per peer)."""
+    return any(info.status.match(status_filter) for info in infos)
+
+
+class _MergedPages:
+    """The peers' ``PinTracker.StatusAll`` pages merged in binary CID order.
+
+    Every peer hands out its local state in pages in binary CID order; the pages
+    are merged as they come (one page ahead per peer), so the first line leaves
+    after the first page of each peer and memory stays bounded.
+    :meth:`next_batch` hands out, at once, every CID that can be merged without
+    waiting for a peer (up to a page), so the stream writes them in one go.
+    """
+
+    def __init__(self, streams: list, error_info):
+        self.streams = streams
+        self._error_info = error_info
+
+    async def next_batch(self) -> list | None:
+        """``[(cid, [PinInfo per peer]), ...]`` (never empty), None at the end."""
+        streams = self.streams
+        for stream in streams:
+            while not stream.items and not stream.done:
+                await stream.fill()
+        batch = []
+        failed = [s for s in streams if s.error is not None]
+        while True:
+            live = []
+            for stream in streams:
+                if stream.items:
+                    live.append(stream)
+                elif not stream.done:
+                    return batch or await self.next_batch()  # that peer's next page is needed first
+            if not live:
+                return batch or None
+            if len(live) == 1:
+                key = live[0].items[0][0]
+                infos = [live[0].items.popleft()[1]]
+            else:
+                key = min(s.items[0][0] for s in live)
+                infos = [s.items.popleft()[1] for s in live if s.items[0][0] == key]
+            cid = infos[0].cid
+            for stream in failed:  # failed earlier: it has no items left
+                infos.append(self._error_info(cid, stream.peer, stream.error))
+            batch.append((cid, infos))
+            if len(batch) >= STATUS_PAGE:
+                return batch
+
+    def close(self) -> None:
+        for stream in self.streams:
+            stream.close()
 
 
 class _StatusPages:

@@ -673,6 +673,11 @@ class ICluster(Interface):
         An unreachable peer shows ``cluster_error`` for every CID.
         """
 
+    def status_all_ndjson(status_filter=None, local=False, cids=None):
+        """Return an async iterator of ``bytes``: what ``status_all`` lists, as
+        NDJSON (each value's ``to_json()``, compact, UTF-8, one line each), one or
+        more whole lines per item and never an empty one (``GET /pins``)."""
+
     def status(cid, local=False):
         """Return a Deferred firing the ``GlobalPinInfo`` of ``cid``."""
 

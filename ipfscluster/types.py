@@ -1272,6 +1272,24 @@ class GlobalPinInfo:
             return cls(cid, peer_map=peer_map)
         return cls(cid, peer_map=peer_map, **{n: getattr(described, n) for n in _HEADER_NAMES})
 
+    @staticmethod
+    def json_from_pin_infos(cid: CID, infos: Iterable[PinInfo]) -> dict:
+        """``from_pin_infos(cid, infos).to_json()`` without building the value (the
+        ``status`` stream's merge: ~2× cheaper).  ``infos`` are about ``cid``."""
+        peer_map = {}
+        described = None
+        for info in infos:
+            peer_map[info.peer] = info
+            if info.status and not info.status & TrackerStatus.CLUSTER_ERROR:
+                described = info
+        d = {"cid": str(cid)}
+        if described is None:
+            d.update(name="", allocations=[], origins=[], created=ZERO_TIME_TEXT, metadata=None)
+        else:
+            _header_json(described, d)
+        d["peer_map"] = {p: _short_json(i, {}) for p, i in peer_map.items()}
+        return d
+
     def add(self, info: PinInfo) -> GlobalPinInfo:
         """Return a copy with ``info.peer``'s status set to ``info``.
 

@@ -357,6 +357,15 @@ class FakeCluster:
             "status_all", lambda: self._statuses(status_filter, local, cids), status_filter, local, cids
         )
 
+    async def status_all_ndjson(self, status_filter=None, local=False, cids=None) -> AsyncIterator[bytes]:
+        # one line per item: the knobs of status_all() apply line by line
+        items = self.status_all(status_filter, local, cids)
+        try:
+            async for gpi in items:
+                yield encode_json(gpi.to_json())
+        finally:
+            await items.aclose()
+
     def status(self, cid, local=False) -> defer.Deferred:
         return self._deferred("status", lambda c, lo: self._status_of(CID.parse(c), lo), cid, local)
 

@@ -9,11 +9,14 @@ CID order, with every peer's status, and a peer that cannot answer shows as
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
 from ipfscluster import cluster as cluster_module
+from ipfscluster.api.rest.streaming import encode_json
 from ipfscluster.cid import CID, sha256_multihash
 from ipfscluster.testing.harness import LocalCluster, collect
 from ipfscluster.types import TrackerStatus
@@ -72,6 +75,12 @@ async def test_status_all_merges_pages_in_cid_order(three_peers):
         assert [g.cid for g in local] == expected
         assert all(list(g.peer_map) == [p.peer_id] for g in local)
         assert await collect(p.cluster.status_all(TrackerStatus.PIN_ERROR)) == []
+        # the REST stream's pre-encoded lines are those of the values
+        for kwargs in ({}, {"local": True}, {"status_filter": TrackerStatus.PINNED}):
+            lines = b"".join(await collect(p.cluster.status_all_ndjson(**kwargs)))
+            values = await collect(p.cluster.status_all(**kwargs))
+            assert lines == b"".join(encode_json(g.to_json()) for g in values)
+        assert await collect(p.cluster.status_all_ndjson(TrackerStatus.PIN_ERROR)) == []
 
 
 @pytest_twisted.ensureDeferred
@@ -86,6 +95,13 @@ async def test_an_unreachable_peer_is_a_cluster_error_in_every_item(three_peers)
         assert gpi.peer_map[down.peer_id].status == TrackerStatus.CLUSTER_ERROR
         assert gpi.peer_map[down.peer_id].error
         assert gpi.peer_map[lc.peers[1].peer_id].status == TrackerStatus.PINNED
+    lines = b"".join(await collect(lc.peers[0].cluster.status_all_ndjson())).splitlines()
+    assert len(lines) == len(items)
+    for line, gpi in zip(lines, items):
+        got, want = json.loads(line), gpi.to_json()
+        for d in (got, want):  # the error's time and text are those of each call
+            d["peer_map"][down.peer_id].update(timestamp=None, error=None)
+        assert got == want
 
 
 @pytest_twisted.ensureDeferred

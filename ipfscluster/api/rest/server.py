@@ -588,8 +588,8 @@ class RestAPI(service.Service):
         status_filter = TrackerStatus.parse_filter(query.get("filter", ""))
         local = query_bool(query, "local")
         cids = [parse_cid(c.strip(), "cids") for c in query.get("cids", "").split(",") if c.strip()]
-        items = self.cluster.status_all(status_filter or None, local, cids or None)
-        await stream_ndjson(request, items)
+        items = self.cluster.status_all_ndjson(status_filter or None, local, cids or None)
+        await stream_ndjson(request, items, encode=None)  # pre-encoded batches of lines
 
     @app.route("/pins/sync", methods=["POST"])
     async def sync_all(self, request):
