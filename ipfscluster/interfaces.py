@@ -244,10 +244,11 @@ class IPinTracker(IComponent):
 
         Pins allocated here (or everywhere) are queued (``pin_queued``); others
         are marked ``remote``, unpinning first if this peer had it pinned.  Returns
-        a Deferred firing None once the operation is *queued* (not done).  Fails
-        with :class:`~ipfscluster.errors.QueueFull` when the queue is full (the
-        item is then shown as ``pin_error``), or
-        :class:`~ipfscluster.errors.ShuttingDown`.
+        a Deferred firing None once the operation is *queued* (not done); a pin
+        that finds the queue full waits as ``pin_queued`` and is queued as soon
+        as there is room.  Fails with :class:`~ipfscluster.errors.QueueFull` when
+        an unpin is needed and the queue is full (the item is then shown as
+        ``unpin_error``), or :class:`~ipfscluster.errors.ShuttingDown`.
         """
 
     def untrack(cid):

@@ -271,17 +271,20 @@ def test_failed_pin_untracked_in_flight_is_unpinned(env):
 # --- queue bound and concurrency ---------------------------------------------------------
 
 
-def test_queue_full_is_pin_error(make_env):
+def test_a_pin_that_finds_the_queue_full_waits_as_pin_queued(make_env):
     env = make_env(max_queue=2)
     env.ipfs.hang(A)
     env.tracker.track(local(A))  # running, not queued
     env.tracker.track(local(B))
     env.tracker.track(local(C))
-    err = failure(env.tracker.track(local(D)))
-    assert isinstance(err, QueueFull) and err.http_status == 503
+    assert result(env.tracker.track(local(D))) is None  # no QueueFull: it waits
     info = env.info(D)
-    assert info.status is S.PIN_ERROR and info.error == MSG.PIN_QUEUE_FULL == "pin queue is full"
-    assert env.tracker.pin_queue_size() == 2
+    assert info.status is S.PIN_QUEUED and info.error == ""
+    assert env.tracker.pin_queue_size() == 2 and env.tracker.backlog_size() == 1
+    env.ipfs.release(A)  # the queue moves: D gets its place, then is pinned
+    assert [env.status(c) for c in (A, B, C, D)] == [S.PINNED] * 4
+    assert [a for m, a in env.pin_calls()] == [A, B, C, D]
+    assert env.tracker.backlog_size() == 0
 
 
 def test_queue_full_on_untrack_is_unpin_error(make_env):

@@ -5,7 +5,7 @@
   changes between pages;
 - ``state_sync`` walks the shared state in chunks of ``STATE_SYNC_CHUNK`` pins, one
   per reactor turn; asks the daemon for its pins once and does not queue what it
-  already pins; logs one summary line (not one line per pin) when the queue is full;
+  already pins; pins that do not fit in the queue wait (no line per pin);
   leaves alone what ``track``/``untrack`` changed while it ran.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from twisted.logger import LogLevel, globalLogPublisher
 
 from ipfscluster.cid import CID
-from ipfscluster.errors import InvalidCID, QueueFull, ShuttingDown
+from ipfscluster.errors import InvalidCID, ShuttingDown
 from ipfscluster.pintracker.tracker import STATE_SYNC_CHUNK, STATUS_PAGE_SIZE
 from ipfscluster.types import IPFSPinStatus
 
@@ -210,18 +210,18 @@ def test_state_sync_queues_everything_when_the_daemon_cannot_list(make_env, logg
     assert len(warnings) == 1
 
 
-def test_a_full_queue_logs_one_summary_not_one_line_per_pin(make_env, logged):
+def test_a_full_queue_at_state_sync_makes_pins_wait_without_a_line_per_pin(make_env, logged):
     env = make_env(latency=1.0, max_queue=10)
     pins = [everywhere(cid(n)) for n in range(3 * STATE_SYNC_CHUNK)]
     drain(env, env.tracker.state_sync(iter(pins)), step=1.0)
     statuses = [i.status for i in env.all()]
-    assert statuses.count(S.PIN_ERROR) == len(pins) - 11  # 1 running + 10 queued
-    warnings = pins_of(logged, level=LogLevel.warn)
-    assert len(warnings) == 1
-    assert warnings[0]["full"] == len(pins) - 11
-    # a single track that finds the queue full still says so
-    assert isinstance(failure(env.tracker.track(local(cid(10_000)))), QueueFull)
-    assert len(pins_of(logged, level=LogLevel.warn)) == 2
+    assert S.PIN_ERROR not in statuses
+    assert env.tracker.backlog_size() + env.tracker.pin_queue_size() + env.tracker.running_count() == len(pins)
+    assert pins_of(logged, level=LogLevel.warn) == []
+    # a single track that finds the queue full waits too
+    assert result(env.tracker.track(local(cid(10_000)))) is None
+    assert env.status(cid(10_000)) is S.PIN_QUEUED
+    assert pins_of(logged, level=LogLevel.warn) == []
 
 
 def test_changes_made_while_a_pass_runs_win_over_its_older_snapshot(make_env):

@@ -144,8 +144,9 @@ KEY_HELP: dict[str, str] = {
     "before its status becomes ``pin_error``.",
     "pin_tracker.maptracker.unpinning_timeout": "How long one unpin operation may "
     "take before its status becomes ``unpin_error``.",
-    "pin_tracker.maptracker.max_pin_queue_size": "Queued pin/unpin operations "
-    "before new ones are refused (``pin queue is full``).",
+    "pin_tracker.maptracker.max_pin_queue_size": "Pin/unpin operations in the "
+    "queue at once. Pins beyond it wait as ``pin_queued`` and join the queue as "
+    "it drains; an unpin beyond it is ``unpin_error`` (``unpin queue is full``).",
     "pin_tracker.maptracker.concurrent_pins": "Pin operations run at once "
     "(1: one at a time, the serialized queue).",
     # monitor.monbasic

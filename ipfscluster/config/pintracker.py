@@ -1,7 +1,10 @@
 """``pin_tracker.maptracker``: the local pin tracker (0.3.x additions, reference §3.6).
 
 - ``concurrent_pins`` (1): pin workers; 1 is the serialized queue of 0.3.0.
-- ``max_pin_queue_size`` (4096): queued operations before "pin queue is full".
+- ``max_pin_queue_size`` (4096): operations in the queue at once.  A pin that
+  finds it full waits in the tracker as ``pin_queued`` (only its CID is kept)
+  and joins the queue, in order, as soon as there is room; an unpin that finds
+  it full is ``unpin_error`` "unpin queue is full".
 - ``pinning_timeout`` (1h0m0s), ``unpinning_timeout`` (5m0s): how long one pin or
   unpin operation may run before it is an error.
 """

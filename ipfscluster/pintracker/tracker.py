@@ -44,9 +44,18 @@ One :class:`~ipfscluster.pintracker.queue.OperationQueue` (FIFO, one operation p
 CID, ``max_pin_queue_size`` waiting at most) and up to ``concurrent_pins``
 operations running (1: strictly one IPFS pin/unpin at a time).  Workers are not
 long-lived loops: :meth:`~MapPinTracker._pump` starts queued operations while fewer
-than ``concurrent_pins`` run, and every operation calls it again when it ends.  A
-full queue turns the CID into ``pin_error`` "pin queue is full" (or ``unpin_error``
-"unpin queue is full") and fails the call with :class:`QueueFull`.
+than ``concurrent_pins`` run, and every operation calls it again when it ends.
+
+A pin that finds the queue full waits in the **backlog**: an ordered map of CIDs
+(its entry shows ``pin_queued``; ``Entry.queued`` is :data:`BACKLOG`, no
+``Operation`` is made), so after a bulk import the queue is refilled, oldest
+first, each time an operation starts, without waiting for a sync pass.  The
+backlog keeps one flag per CID: whether the daemon may pin it already (it was
+``pinned`` or in error before), so a pin that leaves the backlog because its goal
+changed (untracked, now remote) is unpinned when it has to be.  Unpins and
+``recover`` retries are not held back: a full queue turns the CID into
+``unpin_error`` "unpin queue is full" (or ``pin_error`` "pin queue is full" for a
+``recover``) and fails the call with :class:`QueueFull`.
 
 Timeouts: the connector bounds each IPFS call (``pin_timeout`` measured as time
 without progress); the tracker's ``pinning_timeout`` / ``unpinning_timeout`` only
@@ -89,6 +98,7 @@ nothing is left in the reactor.
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 from collections.abc import Iterable
 from itertools import islice
 
@@ -156,6 +166,18 @@ _ERROR_OF = {
 }
 
 
+class _Backlog:
+    """``Entry.queued`` of a pin waiting for room in the queue (see ``_backlog``)."""
+
+    kind = OpKind.PIN
+
+    def __repr__(self) -> str:
+        return "BACKLOG"
+
+
+BACKLOG = _Backlog()
+
+
 def _shutting_down() -> ShuttingDown:
     return ShuttingDown("the pin tracker is shutting down; retry once the peer is back")
 
@@ -199,6 +221,10 @@ class MapPinTracker(Service):
         self._workers = self.config.concurrent_pins
         self._state = LocalState()
         self._queue = OperationQueue(self.config.max_pin_queue_size)
+        # pins that found the queue full, in arrival order: CID -> True when the
+        # daemon may pin it already (the CID was pinned or in error before); their
+        # entries show pin_queued with ``queued`` set to BACKLOG
+        self._backlog: OrderedDict[CID, bool] = OrderedDict()
         self._running: dict[CID, Operation] = {}
         self._closed = False
         self._changes = 0  # bumped on every status change (Entry.changed)
@@ -235,6 +261,11 @@ class MapPinTracker(Service):
         self._sync_loop = None
         if self._pending is not None:
             self._pending.cancel()  # a state_sync pass ends with ShuttingDown
+        for cid in self._backlog:
+            entry = self._state.get(cid)
+            if entry is not None and entry.queued is BACKLOG:
+                entry.queued = None
+        self._backlog.clear()
         for op in self._queue.clear():
             entry = self._state.get(op.cid)
             if entry is not None and entry.queued is op:
@@ -327,6 +358,13 @@ class MapPinTracker(Service):
         if op is None:
             self._decide(entry)
             return
+        if op is BACKLOG:
+            if entry.goal is Goal.PIN:
+                self._describe(entry)
+                return  # still waiting for room in the queue
+            self._leave_backlog(entry)
+            self._decide(entry)
+            return
         wanted = OpKind.PIN if entry.goal is Goal.PIN else OpKind.UNPIN
         if op.kind is wanted:
             op.intent = entry.goal
@@ -375,6 +413,9 @@ class MapPinTracker(Service):
 
         Raises QueueFull (entry set to pin_error/unpin_error "… queue is full").
         """
+        if self._queue.full and kind is OpKind.PIN and not front:
+            self._wait_for_room(entry)
+            return None
         if self._queue.full:
             message = _FULL[kind]
             self._set(entry, _FAILED[kind], message)
@@ -396,6 +437,45 @@ class MapPinTracker(Service):
         self._set(entry, _QUEUED[kind], attempts=attempts, priority=front)
         return op
 
+    def _wait_for_room(self, entry: Entry) -> None:
+        """Put ``entry`` (a pin that found the queue full) in the backlog: it shows
+        ``pin_queued`` and is queued, in order, as soon as the queue has room."""
+        prior = entry.info
+        maybe_pinned = prior is not None and prior.status in (S.PINNED, S.PIN_ERROR, S.UNPIN_ERROR)
+        attempts = prior.attempt_count if prior is not None and prior.status is S.PIN_ERROR else 0
+        self._backlog[entry.cid] = maybe_pinned
+        entry.queued = BACKLOG
+        self._set(entry, S.PIN_QUEUED, attempts=attempts, priority=False)
+
+    def _leave_backlog(self, entry: Entry) -> None:
+        """Take ``entry`` out of the backlog, with the status it would have had if
+        it had never waited (``pin_error`` when the daemon may pin it: an unpin is
+        then decided)."""
+        maybe_pinned = self._backlog.pop(entry.cid, False)
+        entry.queued = None
+        if maybe_pinned:
+            self._set(entry, S.PIN_ERROR, MSG.PIN_QUEUE_FULL)
+        else:
+            entry.info = None
+            self._touch(entry)
+
+    def _refill(self) -> None:
+        """Move backlogged pins into the queue while it has room, oldest first."""
+        backlog = self._backlog
+        while backlog and not self._queue.full:
+            cid, maybe_pinned = backlog.popitem(last=False)
+            entry = self._state.get(cid)
+            if entry is None or entry.queued is not BACKLOG:
+                continue
+            entry.queued = None
+            if maybe_pinned:  # the operation's prior: a cancel then decides an unpin
+                entry.info = attrs.evolve(entry.info, status=S.PIN_ERROR, error=MSG.PIN_QUEUE_FULL)
+            self._decide(entry)
+
+    def backlog_size(self) -> int:
+        """Number of pins waiting for room in the queue (shown as ``pin_queued``)."""
+        return len(self._backlog)
+
     # --- running operations ------------------------------------------------------------
 
     def _pump(self) -> None:
@@ -407,6 +487,8 @@ class MapPinTracker(Service):
         try:
             while True:
                 self._pump_again = False
+                if not self._closed:
+                    self._refill()
                 while (
                     self.running
                     and not self._closed
@@ -415,6 +497,8 @@ class MapPinTracker(Service):
                 ):
                     op = self._queue.pop()
                     op.task = defer.Deferred.fromCoroutine(self._run(op))
+                    if self._backlog:
+                        self._refill()
                 if not self._pump_again:
                     break
         finally:
@@ -1039,13 +1123,13 @@ class _StateSyncPass:
             return
         log.info(
             "state sync: {count} items re-tracked or untracked ({pinned} already pinned on IPFS, "
-            "{full} not queued: pin queue is full)",
+            "{full} not queued: unpin queue is full)",
             count=len(self.acted), pinned=self.already_pinned, full=self.queue_full,
         )
         if self.queue_full:
             log.warn(
-                "state sync: {full} items did not fit in the pin queue and are in pin_error/unpin_error "
-                "\"queue is full\"; they are retried by the next sync/recover (raise "
+                "state sync: {full} items did not fit in the unpin queue and are in unpin_error "
+                "\"unpin queue is full\"; they are retried by the next sync/recover (raise "
                 "pin_tracker.maptracker.max_pin_queue_size to queue more at once)",
                 full=self.queue_full,
             )
