@@ -120,6 +120,7 @@ def _format_day(days: int) -> str:
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
 
 
+@functools.lru_cache(maxsize=4096)  # JSON streams write many times of the same seconds
 def _format_whole_seconds(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
