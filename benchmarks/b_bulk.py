@@ -195,9 +195,13 @@ async def b4(reactor, quick: bool, runs: int) -> dict:
     pins = 1_000 if quick else 100_000
     results: dict = {}
     async with imported_cluster(reactor, pins) as (cluster, _cids, _timings):
-        settle_s = await settle(reactor, cluster.peers, seconds=10 if quick else 120)
+        # after an import every peer pins every CID (the pins that find the queue
+        # full wait for room): settle_s is also the time until all are pinned
+        settle_s = await settle(reactor, cluster.peers, seconds=10 if quick else 900)
         leader = cluster.leader()
         follower = next(p for p in cluster.peers if p is not leader)
+        waiting = await _read_all(reactor, leader, "/pins?filter=error,queued")
+        results["not_pinned_after_settle"] = waiting.get("lines", waiting.get("error"))
         for name, path in (("pin_ls", "/allocations"), ("status", "/pins")):
             each: dict = {"leader": [], "follower": []}
             for _ in range(runs if name == "pin_ls" else 1):
