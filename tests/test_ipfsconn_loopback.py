@@ -110,9 +110,8 @@ async def test_connector_started_before_its_daemon_waits_for_it(kubo):
 
 @pytest_twisted.ensureDeferred
 async def test_arguments_and_bodies_arrive_as_sent(kubo, connector):
-    """The production client formats the query itself: a value needing quoting
-    (space, ``+``, ``&``, ``=``, non-ASCII) reaches the daemon unchanged, and a body
-    bigger than one write is streamed whole."""
+    """A value needing quoting (space, ``+``, ``&``, ``=``, non-ASCII) reaches the
+    daemon unchanged, and a body of 256 KiB arrives whole."""
     await connector.ready()
     added = kubo.add_bytes(b"quoting\n", pin=False)
     path = f"/ipfs/{added.cid}/a b+c&d=\u00e9/%41"
@@ -120,6 +119,6 @@ async def test_arguments_and_bodies_arrive_as_sent(kubo, connector):
         await connector.resolve(path)  # no such link: only the request matters here
     seen = [call for call in kubo.requests if call.endpoint == "resolve"]
     assert seen[-1].args == (path,)
-    big = bytes(range(256)) * 1024  # 256 KiB: over the client's single-write limit
+    big = bytes(range(256)) * 1024
     cid = await connector.block_put(big)
     assert await connector.block_get(cid) == big

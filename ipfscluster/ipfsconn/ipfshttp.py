@@ -1,4 +1,4 @@
-"""The kubo connector: an HTTP client of the IPFS daemon's RPC API (``/api/v0``).
+"""The kubo connector: a treq client of the IPFS daemon's RPC API (``/api/v0``).
 
 :class:`IPFSHTTPConnector` implements :class:`~ipfscluster.interfaces.IIPFSConnector`
 for one daemon, the ``node_multiaddress`` of the ``ipfs_connector.ipfshttp`` section.
@@ -67,10 +67,9 @@ queue (modern upstream does the same).
 
 *HTTP client.*  ``http_client`` is anything with treq's ``HTTPClient.post``
 signature: tests pass ``treq.testing.StubTreq(fake.resource)``; in production
-the connector uses :class:`~ipfscluster.ipfsconn.http11.HTTP11Client` (a small
-persistent HTTP/1.1 client: treq and twisted.web's ``Agent`` around it took about
-two thirds of a pin's connector CPU, see that module) with up to
-:data:`POOL_SIZE` idle connections, closed in ``stopService``.
+the connector builds a ``treq.HTTPClient`` over an ``Agent`` with its own
+persistent ``HTTPConnectionPool`` and closes the pool's idle connections in
+``stopService``.
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ from twisted.internet import defer, error as ierror
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.internet.endpoints import HostnameEndpoint
+from treq.client import HTTPClient
 from twisted.web import client as webclient
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
@@ -102,7 +101,6 @@ from ipfscluster.errors import (
     ShuttingDown,
 )
 from ipfscluster.interfaces import IIPFSConnector
-from ipfscluster.ipfsconn.http11 import HTTP11Client
 from ipfscluster.multiaddr import Multiaddr
 from ipfscluster.types import IPFSID, IPFSPinStatus, Pin, RepoStat
 
@@ -321,7 +319,7 @@ class _Operation:
 
 @implementer(IIPFSConnector)
 class IPFSHTTPConnector(Service):
-    """The IPFS daemon connector (kubo RPC API over HTTP).
+    """The IPFS daemon connector (kubo RPC API over HTTP, through treq).
 
     :param config: the ``ipfs_connector.ipfshttp`` section
         (:class:`~ipfscluster.config.ipfshttp.IPFSHTTPConfig`): ``node_multiaddress``
@@ -330,7 +328,7 @@ class IPFSHTTPConnector(Service):
         ``http_client`` is None, to build the production client).
     :param http_client: a treq-like client (``post(url, params=, data=,
         headers=, unbuffered=, allow_redirects=)``), e.g.
-        ``treq.testing.StubTreq(resource)``.  None: an ``HTTP11Client`` with its
+        ``treq.testing.StubTreq(resource)``.  None: a ``treq.HTTPClient`` with its
         own persistent connection pool, closed by ``stopService``.
     :param request_timeout: seconds for plain calls (None: config
         ``ipfs_request_timeout`` if the section has it, else
@@ -386,12 +384,11 @@ class IPFSHTTPConnector(Service):
         self._next_slot = 0.0  # clock time of the next request while rate-limited
 
     def _production_client(self, reactor):
-        host, port = self.node_multiaddress.host.rstrip("."), self.node_multiaddress.port
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
+        self._pool = webclient.HTTPConnectionPool(reactor, persistent=True)
         # idle connections kept for reuse: enough for concurrent pins plus the loops
-        self._pool = HTTP11Client(endpoint, f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                                  pool_size=POOL_SIZE)
-        return self._pool
+        self._pool.maxPersistentPerHost = POOL_SIZE
+        agent = webclient.Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=self._pool)
+        return HTTPClient(agent)
 
     # --- service ------------------------------------------------------------------
 
@@ -417,7 +414,7 @@ class IPFSHTTPConnector(Service):
         for d in list(self._inflight):
             d.cancel()
         if self._pool is not None:
-            return self._pool.close()
+            return self._pool.closeCachedConnections()
         return defer.succeed(None)
 
     def ready(self) -> defer.Deferred:
