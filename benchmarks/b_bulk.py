@@ -191,17 +191,31 @@ async def settle(reactor, peers, seconds: float = 120.0, busy: float = 0.10) -> 
     return round(time.perf_counter() - started, 1)
 
 
+async def wait_all_pinned(reactor, peers, seconds: float) -> dict:
+    """Poll each peer's local status (``/pins?local=true&filter=queued,pinning,error``)
+    until none lists a CID; the time it took and what was left at the end."""
+    started = time.perf_counter()
+    left = None
+    while time.perf_counter() - started < seconds:
+        left = [(await _read_all(reactor, p, "/pins?local=true&filter=queued,pinning,error")).get("lines", -1)
+                for p in peers]
+        if not any(left):
+            break
+        await task.deferLater(reactor, 2.0, lambda: None)
+    return {"after_s": round(time.perf_counter() - started, 1), "left_per_peer": left}
+
+
 async def b4(reactor, quick: bool, runs: int) -> dict:
     pins = 1_000 if quick else 100_000
     results: dict = {}
     async with imported_cluster(reactor, pins) as (cluster, _cids, _timings):
         # after an import every peer pins every CID (the pins that find the queue
-        # full wait for room): settle_s is also the time until all are pinned
-        settle_s = await settle(reactor, cluster.peers, seconds=10 if quick else 900)
+        # full wait for room, as pin_queued): wait until no peer has a CID queued,
+        # pinning or in error, then for the processes to be idle
+        results["all_pinned"] = await wait_all_pinned(reactor, cluster.peers, seconds=30 if quick else 1800)
+        settle_s = await settle(reactor, cluster.peers, seconds=10 if quick else 120)
         leader = cluster.leader()
         follower = next(p for p in cluster.peers if p is not leader)
-        waiting = await _read_all(reactor, leader, "/pins?filter=error,queued")
-        results["not_pinned_after_settle"] = waiting.get("lines", waiting.get("error"))
         for name, path in (("pin_ls", "/allocations"), ("status", "/pins")):
             each: dict = {"leader": [], "follower": []}
             for _ in range(runs if name == "pin_ls" else 1):
