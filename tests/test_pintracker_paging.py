@@ -218,6 +218,8 @@ def test_a_full_queue_at_state_sync_makes_pins_wait_without_a_line_per_pin(make_
     assert S.PIN_ERROR not in statuses
     assert env.tracker.backlog_size() + env.tracker.pin_queue_size() + env.tracker.running_count() == len(pins)
     assert pins_of(logged, level=LogLevel.warn) == []
+    summary = [e for e in pins_of(logged, level=LogLevel.info) if "state sync:" in e["log_format"]]
+    assert len(summary) == 1 and summary[0]["waiting"] > 0
     # a single track that finds the queue full waits too
     assert result(env.tracker.track(local(cid(10_000)))) is None
     assert env.status(cid(10_000)) is S.PIN_QUEUED

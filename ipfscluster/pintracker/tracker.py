@@ -987,7 +987,7 @@ class MapPinTracker(Service):
             if self._sync_touched is touched:
                 self._sync_touched = None
             self._pump()
-        pass_.log_summary()
+        pass_.log_summary(waiting=len(self._backlog))
         return [self._current(e) for e in pass_.acted]
 
     def _is_fresh(self, pin: Pin) -> bool:
@@ -1118,13 +1118,14 @@ class _StateSyncPass:
         self.already_pinned = 0
         self.queue_full = 0
 
-    def log_summary(self) -> None:
+    def log_summary(self, waiting: int = 0) -> None:
         if not self.acted:
             return
         log.info(
             "state sync: {count} items re-tracked or untracked ({pinned} already pinned on IPFS, "
-            "{full} not queued: unpin queue is full)",
-            count=len(self.acted), pinned=self.already_pinned, full=self.queue_full,
+            "{full} not queued: unpin queue is full); {waiting} pins wait for room in the pin queue "
+            "(pin_queued)",
+            count=len(self.acted), pinned=self.already_pinned, full=self.queue_full, waiting=waiting,
         )
         if self.queue_full:
             log.warn(
