@@ -1141,7 +1141,7 @@ class Cluster:
                     yield gpi
             return
         members = [self.peer_id] if local else await self._members()
-        merge = self._merged_pages(members)
+        merge = self._merged_pages(members, status_filter if local else None)
         try:
             while True:
                 batch = await merge.next_batch()
@@ -1159,7 +1159,7 @@ class Cluster:
                 yield encode_json(gpi.to_json())
             return
         members = [self.peer_id] if local else await self._members()
-        merge = self._merged_pages(members)
+        merge = self._merged_pages(members, status_filter if local else None)
         to_json = GlobalPinInfo.json_from_pin_infos
         try:
             while True:
@@ -1173,7 +1173,18 @@ class Cluster:
         finally:
             merge.close()
 
-    def _merged_pages(self, members) -> "_MergedPages":
+    def _merged_pages(self, members, local_filter=None) -> "_MergedPages":
+        """The merge of ``members``' status pages; ``local_filter`` (``local``
+        only: the answer is this peer's) lets the tracker skip the other statuses
+        itself (``status --local --filter pin_error`` reads only the errors)."""
+        if local_filter:
+            tracker = self.c.tracker
+
+            def fetch(cursor, limit):
+                d = tracker.status_page(cursor or None, limit, local_filter)
+                return d.addCallback(lambda page: {"items": page[0], "next_cursor": page[1]})
+
+            return _MergedPages([_StatusPages(self.c.rpc_client, self.peer_id, fetch)], self._error_info)
         return _MergedPages([_StatusPages(self.c.rpc_client, peer) for peer in members], self._error_info)
 
     async def _fanout_all(self, command, local: bool) -> AsyncIterator[GlobalPinInfo]:
@@ -1420,16 +1431,20 @@ class _StatusPages:
     per peer are in memory.  A failed page ends the stream with ``error`` set.
     """
 
-    def __init__(self, rpc_client, peer: str):
+    def __init__(self, rpc_client, peer: str, fetch=None):
         self.rpc_client = rpc_client
         self.peer = peer
+        self._fetch = fetch  # (cursor, limit) -> Deferred of a page; None: PinTracker.StatusAll
         self.items: deque = deque()
         self.error: str | None = None
         self.done = False
         self._next: defer.Deferred | None = self._ask(None, STATUS_FIRST_PAGE)
 
     def _ask(self, cursor, limit) -> defer.Deferred:
-        d = self.rpc_client.call_command(self.peer, C.PinTrackerStatusAll, {"cursor": cursor, "limit": limit})
+        if self._fetch is not None:
+            d = defer.maybeDeferred(self._fetch, cursor, limit)
+        else:
+            d = self.rpc_client.call_command(self.peer, C.PinTrackerStatusAll, {"cursor": cursor, "limit": limit})
         return d.addBoth(lambda outcome: [outcome])  # a failure is a value here, never unhandled
 
     async def fill(self) -> None:

@@ -81,6 +81,10 @@ async def test_status_all_merges_pages_in_cid_order(three_peers):
             values = await collect(p.cluster.status_all(**kwargs))
             assert lines == b"".join(encode_json(g.to_json()) for g in values)
         assert await collect(p.cluster.status_all_ndjson(TrackerStatus.PIN_ERROR)) == []
+        # local with a filter: the tracker pages only the matching statuses
+        assert [g.cid for g in await collect(p.cluster.status_all(TrackerStatus.PINNED, local=True))] == expected
+        assert await collect(p.cluster.status_all(TrackerStatus.PIN_ERROR, local=True)) == []
+        assert await collect(p.cluster.status_all_ndjson(TrackerStatus.QUEUED, local=True)) == []
 
 
 @pytest_twisted.ensureDeferred
