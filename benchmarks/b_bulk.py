@@ -191,14 +191,39 @@ async def settle(reactor, peers, seconds: float = 120.0, busy: float = 0.10) -> 
     return round(time.perf_counter() - started, 1)
 
 
+class _Abort(protocol.Protocol):
+    """Reads nothing: drops the connection at once (the server closes its stream)."""
+
+    def __init__(self, done):
+        self.done = done
+
+    def connectionMade(self):
+        self.transport.stopProducing()
+
+    def connectionLost(self, reason):
+        self.done.callback(None)
+
+
+async def _any_line(reactor, peer, path: str) -> bool:
+    """True when ``GET path`` answers lines (not 204); reads only the status."""
+    response = await Agent(reactor).request(b"GET", f"{peer.rest_url}{path}".encode())
+    if response.code == 204:
+        await _drain(response)
+        return False
+    done = defer.Deferred()
+    response.deliverBody(_Abort(done))
+    await done
+    return True
+
+
 async def wait_all_pinned(reactor, peers, seconds: float) -> dict:
-    """Poll each peer's local status (``/pins?local=true&filter=queued,pinning,error``)
-    until none lists a CID; the time it took and what was left at the end."""
+    """Poll each peer's local status (``/pins?local=true&filter=queued,pinning,error``,
+    only its first bytes: cheap for the peers) until none lists a CID; the time it
+    took and which peers still had some at the end."""
     started = time.perf_counter()
     left = None
     while time.perf_counter() - started < seconds:
-        left = [(await _read_all(reactor, p, "/pins?local=true&filter=queued,pinning,error")).get("lines", -1)
-                for p in peers]
+        left = [await _any_line(reactor, p, "/pins?local=true&filter=queued,pinning,error") for p in peers]
         if not any(left):
             break
         await task.deferLater(reactor, 2.0, lambda: None)
