@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py B1 [--quick] [--runs N]
+    python benchmarks/run.py B4-1M           # B4 at 1M pins (not part of "all")
     python benchmarks/run.py all [--quick]
 
 Each scenario starts what it needs (peer processes, fake kubo daemons), measures,
@@ -28,6 +29,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
 SCENARIOS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+#: run only when named (minutes of set-up)
+EXTRA = ["B4-1M"]
 #: scenarios that are separate scripts
 SCRIPTS = {"B5": "state_memory.py", "B8": "proxy_bench.py"}
 
@@ -41,6 +44,8 @@ def _coroutine(name: str):
         from b_bulk import b3 as fn
     elif name == "B4":
         from b_bulk import b4 as fn
+    elif name == "B4-1M":
+        from b_bulk import b4_1m as fn
     elif name == "B6":
         from b_restart import b6 as fn
     elif name == "B7":
@@ -80,8 +85,9 @@ def main(argv=None) -> int:
             argv = [sys.executable, os.path.abspath(__file__), scenario, "--runs", str(runs)]
             status |= subprocess.call(argv + (["--quick"] if args.quick else []))
         return status
-    if name not in SCENARIOS:
-        parser.error(f"unknown scenario {args.scenario!r}: choose one of {', '.join(SCENARIOS)} or all")
+    if name not in SCENARIOS + EXTRA:
+        parser.error(f"unknown scenario {args.scenario!r}: choose one of "
+                     f"{', '.join(SCENARIOS + EXTRA)} or all")
     return run_one(name, args.quick, runs)
 
 

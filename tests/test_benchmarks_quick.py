@@ -51,6 +51,13 @@ def test_b3_b4_import_and_listing():
         assert 0 < b4[key]["ttfb_ms"] <= b4[key]["total_s"] * 1000
 
 
+def test_b4_at_a_million_reads_while_the_trackers_pin():
+    b4 = run("B4-1M")  # 2,000 pins in quick mode
+    assert b4["trackers_idle"] is False and b4["import"]["wall_s"] > 0
+    for key in ("pin_ls_leader", "pin_ls_follower"):
+        assert b4[key].get("lines") == b4["pins"], (key, b4[key])
+
+
 def test_b5_memory_per_pin():
     b5 = run("B5")
     assert all(r["bytes_per_pin"] > 0 for r in b5["results"])
