@@ -32,6 +32,7 @@ from ipfscluster.errors import (
     OperationTimeout,
     PeerUnreachable,
     ShuttingDown,
+    UnknownCommand,
 )
 from ipfscluster.identity import peer_id_from_public_key
 from ipfscluster.interfaces import IConsensus, IState
@@ -103,6 +104,8 @@ class Net:
         #: and links that lose only Raft messages
         self.cut: set[tuple[str, str]] = set()
         self.raft_cut: set[tuple[str, str]] = set()
+        #: peers of an older release: they have no Consensus.ReadIndex
+        self.older: set[str] = set()
 
     def blackhole(self, peer_id):
         """Cut ``peer_id`` off both ways; what is on the way is lost too."""
@@ -149,6 +152,9 @@ class _RPC:
             "Consensus.ReadIndex": target.rpc_read_index,
         }["%s.%s" % (service, method)]
 
+        if (service, method) == ("Consensus", "ReadIndex") and peer_id in net.older:
+            handler = _unknown_command
+
         def run():
             if net.lost(self.local_peer, peer_id, service):
                 return
@@ -169,6 +175,10 @@ class _RPC:
 
     def call_multiple(self, peer_ids, service, method, arg=None, timeout=None):
         raise NotImplementedError
+
+
+def _unknown_command(caller, arg):
+    raise UnknownCommand("no handler for Consensus.ReadIndex; is it running another ipfscluster release?")
 
 
 def _fire(d, result):
@@ -287,6 +297,26 @@ def test_wait_for_sync_on_a_lagging_follower_sees_what_committed_before(peers):
     peers.net.release(follower)
     peers.run(synced)
     assert lagging.state.has(cid(3))
+
+
+def test_wait_for_sync_through_a_leader_of_an_older_release(peers):
+    """A leader without Consensus.ReadIndex (a rolling upgrade): the follower falls
+    back to the next leader message's commit index and warns once per leader."""
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        leader = peers.leader()
+        follower = peers.services[next(p for p in peers.ids if p != leader)]
+        peers.net.older.add(leader)
+        peers.run(peers.services[leader].log_pin(pin(6)))
+        peers.run(follower.wait_for_sync())  # the weaker sync point, not an error
+        peers.run(follower.wait_for_sync())
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if "has no Consensus.ReadIndex" in e.get("log_format", "")]
+    assert len(warnings) == 1 and warnings[0]["leader"] == leader
 
 
 def test_wait_for_sync_retries_when_the_leader_is_gone(tmp_path):

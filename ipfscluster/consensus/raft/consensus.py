@@ -83,6 +83,7 @@ from ipfscluster.errors import (
     ProposalRejected,
     RaftStorageError,
     ShuttingDown,
+    UnknownCommand,
 )
 from ipfscluster.identity import validate_peer_id
 from ipfscluster.interfaces import IConsensus
@@ -237,6 +238,7 @@ class RaftConsensus(service.Service):
         self.node: RaftNode | None = None
         self._ready = False
         self._ready_waiters: list[defer.Deferred] = []
+        self._warned_no_read_index: set[str] = set()
         self._in_flight: set[defer.Deferred] = set()
         self._sleeps: set[defer.Deferred] = set()
         self._stopping = False
@@ -511,6 +513,7 @@ class RaftConsensus(service.Service):
             else:
                 d = self.rpc.call(leader, "Consensus", "ReadIndex",
                                   timeout=min(remaining(), self.config.network_timeout.seconds))
+                d.addErrback(self._older_leader, leader)
             d.addCallback(self.node.when_applied)
             d.addTimeout(remaining(), self.clock)
             try:
@@ -528,6 +531,18 @@ class RaftConsensus(service.Service):
                 log.debug("sync point from {leader} failed: {error}; retrying",
                           leader=leader, error=exc)
                 await self._sleep(min(remaining(), self.config.heartbeat_timeout.seconds / 4))
+
+    def _older_leader(self, failure, leader: str):
+        """A leader of an older release has no ``Consensus.ReadIndex`` (a rolling
+        upgrade): fall back to the commit index of its next message (weaker: it may
+        predate the last commit), with one warning per leader."""
+        failure.trap(UnknownCommand)
+        if leader not in self._warned_no_read_index:
+            self._warned_no_read_index.add(leader)
+            log.warn("the leader {leader} has no Consensus.ReadIndex (an older release): "
+                     "reads through this peer may miss the latest commits until every "
+                     "peer is upgraded", leader=leader)
+        return self.node.sync_point()
 
     async def _commit(self, op: str, pin: Pin) -> None:
         method = "LogPin" if op == PIN_OP else "LogUnpin"
