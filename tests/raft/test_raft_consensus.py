@@ -308,6 +308,8 @@ def test_wait_for_sync_through_a_leader_of_an_older_release(peers):
     globalLogPublisher.addObserver(events.append)
     try:
         leader = peers.leader()
+        for c in peers.services.values():  # readiness syncs too: done before the test
+            peers.run(c.ready())
         follower = peers.services[next(p for p in peers.ids if p != leader)]
         peers.net.older.add(leader)
         peers.run(peers.services[leader].log_pin(pin(6)))
