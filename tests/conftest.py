@@ -32,6 +32,15 @@ _collector = _ErrorCollector()
 globalLogPublisher.addObserver(_collector)
 
 
+@pytest.fixture
+def log_events():
+    """Every ``twisted.logger`` event emitted during the test, in order."""
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
 def _describe_event(event):
     from twisted.logger import formatEvent
 

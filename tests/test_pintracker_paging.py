@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from ipfscluster.cid import CID
 from ipfscluster.errors import InvalidCID, ShuttingDown
@@ -45,15 +45,6 @@ def all_pages(tracker, limit, status_filter=None):
 
 def binary_order(cids):
     return sorted(cids, key=CID.to_bytes)
-
-
-@pytest.fixture
-def logged():
-    """The log events emitted during the test."""
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 def pins_of(events, namespace="pintracker", level=None):
@@ -171,7 +162,7 @@ def test_state_sync_yields_to_the_reactor_between_chunks(make_env):
     assert env.tracker.tracked_count() == len(pins)
 
 
-def test_state_sync_does_not_queue_what_the_daemon_already_pins(make_env, logged):
+def test_state_sync_does_not_queue_what_the_daemon_already_pins(make_env, log_events):
     env = make_env()
     n = STATE_SYNC_CHUNK + 3
     for i in range(n):
@@ -186,7 +177,7 @@ def test_state_sync_does_not_queue_what_the_daemon_already_pins(make_env, logged
     assert [c for c in env.ipfs.calls if c[0] == "pin_ls"] == [("pin_ls", "recursive"), ("pin_ls", "direct")]
     assert sorted(a for m, a in env.pin_calls()) == sorted([cid(n), cid(n + 1)])
     assert env.status(cid(n)) is S.PINNED and env.status(cid(n + 1)) is S.PINNED
-    summary = [e for e in pins_of(logged, level=LogLevel.info) if "state sync" in e["log_format"]]
+    summary = [e for e in pins_of(log_events, level=LogLevel.info) if "state sync" in e["log_format"]]
     assert len(summary) == 1 and summary[0]["pinned"] == n
 
 
@@ -197,7 +188,7 @@ def test_state_sync_of_settled_pins_does_not_ask_the_daemon(env):
     assert not [c for c in env.ipfs.calls if c[0] == "pin_ls"]
 
 
-def test_state_sync_queues_everything_when_the_daemon_cannot_list(make_env, logged):
+def test_state_sync_queues_everything_when_the_daemon_cannot_list(make_env, log_events):
     env = make_env(latency=1.0)
     env.ipfs.add_pin(cid(1))
     env.ipfs.set_reachable(False)
@@ -206,24 +197,24 @@ def test_state_sync_queues_everything_when_the_daemon_cannot_list(make_env, logg
     acted = result(d)
     assert {i.cid for i in acted} == {cid(1), cid(2)}
     assert sorted(a for m, a in env.pin_calls()) == sorted([cid(1), cid(2)])
-    warnings = [e for e in pins_of(logged, level=LogLevel.warn) if "could not list" in e["log_format"]]
+    warnings = [e for e in pins_of(log_events, level=LogLevel.warn) if "could not list" in e["log_format"]]
     assert len(warnings) == 1
 
 
-def test_a_full_queue_at_state_sync_makes_pins_wait_without_a_line_per_pin(make_env, logged):
+def test_a_full_queue_at_state_sync_makes_pins_wait_without_a_line_per_pin(make_env, log_events):
     env = make_env(latency=1.0, max_queue=10)
     pins = [everywhere(cid(n)) for n in range(3 * STATE_SYNC_CHUNK)]
     drain(env, env.tracker.state_sync(iter(pins)), step=1.0)
     statuses = [i.status for i in env.all()]
     assert S.PIN_ERROR not in statuses
     assert env.tracker.backlog_size() + env.tracker.pin_queue_size() + env.tracker.running_count() == len(pins)
-    assert pins_of(logged, level=LogLevel.warn) == []
-    summary = [e for e in pins_of(logged, level=LogLevel.info) if "state sync:" in e["log_format"]]
+    assert pins_of(log_events, level=LogLevel.warn) == []
+    summary = [e for e in pins_of(log_events, level=LogLevel.info) if "state sync:" in e["log_format"]]
     assert len(summary) == 1 and summary[0]["waiting"] > 0
     # a single track that finds the queue full waits too
     assert result(env.tracker.track(local(cid(10_000)))) is None
     assert env.status(cid(10_000)) is S.PIN_QUEUED
-    assert pins_of(logged, level=LogLevel.warn) == []
+    assert pins_of(log_events, level=LogLevel.warn) == []
 
 
 def test_changes_made_while_a_pass_runs_win_over_its_older_snapshot(make_env):

@@ -299,25 +299,18 @@ def test_wait_for_sync_on_a_lagging_follower_sees_what_committed_before(peers):
     assert lagging.state.has(cid(3))
 
 
-def test_wait_for_sync_through_a_leader_of_an_older_release(peers):
+def test_wait_for_sync_through_a_leader_of_an_older_release(peers, log_events):
     """A leader without Consensus.ReadIndex (a rolling upgrade): the follower falls
     back to the next leader message's commit index and warns once per leader."""
-    from twisted.logger import globalLogPublisher
-
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        leader = peers.leader()
-        for c in peers.services.values():  # readiness syncs too: done before the test
-            peers.run(c.ready())
-        follower = peers.services[next(p for p in peers.ids if p != leader)]
-        peers.net.older.add(leader)
-        peers.run(peers.services[leader].log_pin(pin(6)))
-        peers.run(follower.wait_for_sync())  # the weaker sync point, not an error
-        peers.run(follower.wait_for_sync())
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    warnings = [e for e in events if "has no Consensus.ReadIndex" in e.get("log_format", "")]
+    leader = peers.leader()
+    for c in peers.services.values():  # readiness syncs too: done before the test
+        peers.run(c.ready())
+    follower = peers.services[next(p for p in peers.ids if p != leader)]
+    peers.net.older.add(leader)
+    peers.run(peers.services[leader].log_pin(pin(6)))
+    peers.run(follower.wait_for_sync())  # the weaker sync point, not an error
+    peers.run(follower.wait_for_sync())
+    warnings = [e for e in log_events if "has no Consensus.ReadIndex" in e.get("log_format", "")]
     assert len(warnings) == 1 and warnings[0]["leader"] == leader
 
 
