@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 from twisted.application.service import Application, IService
 from twisted.internet import reactor
-from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel
 from twisted.python import usage
 
 from ipfscluster import tap
@@ -38,14 +38,6 @@ def keep_sighup():
     previous = signal.getsignal(signal.SIGHUP)
     yield previous
     signal.signal(signal.SIGHUP, previous)
-
-
-@pytest.fixture
-def captured():
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 def parse(*args) -> tap.Options:
@@ -165,12 +157,12 @@ def test_twistd_log_observer_goes_on_the_application(config, folder, keep_sighup
 
 
 @pytest_twisted.ensureDeferred
-async def test_peer_service_starts_logs_and_stops(config, captured):
+async def test_peer_service_starts_logs_and_stops(config, log_events):
     peer = tap.PeerService(config, reactor)
     peer.startService()
     await peer.ready
     assert peer.running
-    texts = [(e.get("log_namespace"), e["log_level"], e.get("log_format"), e) for e in captured]
+    texts = [(e.get("log_namespace"), e["log_level"], e.get("log_format"), e) for e in log_events]
     starting = [e for ns, _, fmt, e in texts if ns == "service" and "starting" in (fmt or "")]
     assert starting and starting[0]["peer_id"] == config.cluster.peer_id
     listening = [e["address"] for ns, _, fmt, e in texts if ns == "service" and "listening on" in (fmt or "")]
@@ -208,13 +200,13 @@ class _FakeReactor:
 
 @pytest.mark.allow_logged_errors
 @pytest_twisted.ensureDeferred
-async def test_peer_service_start_failure_stops_the_reactor(config, captured):
+async def test_peer_service_start_failure_stops_the_reactor(config, log_events):
     fake = _FakeReactor()
     peer = _Failing(config, fake)
     peer.startService()
     assert peer.failure is not None and peer.failure.check(RuntimeError)
     assert fake.stopped == 1
-    errors = [e for e in captured if e.get("log_failure") is not None]
+    errors = [e for e in log_events if e.get("log_failure") is not None]
     assert errors and "could not start" in errors[0]["log_format"]
     await peer.stopService()
 
